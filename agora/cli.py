@@ -1,0 +1,48 @@
+"""The one place the three Hydra entrypoints share: start tracking, run the stage, turn user errors into one line."""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from agora import AgoraError, tracking
+from agora.store import Cell
+
+log = logging.getLogger("agora")
+STAGES = {"generate": "agora.generate", "train": "agora.train", "evaluate": "agora.evaluate"}
+
+
+def rerun_command(stage: str) -> str:
+    """The command that runs `stage` for the cell of the current run (for 'missing upstream' errors)."""
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not under Hydra (a test calling run(cfg) directly)
+        overrides = []
+    return " ".join(["python", f"{stage}.py", *overrides])
+
+
+def run_stage(cfg: DictConfig) -> float | None:
+    stage = cfg.stage
+    if stage not in STAGES:
+        raise AgoraError(f"unknown stage {stage!r}; known: {sorted(STAGES)}")
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    group = cfg.tracking.group
+    if group is None and hc.mode == RunMode.MULTIRUN:
+        group = Path(hc.sweep.dir).name
+    cell = Cell.from_cfg(cfg)
+    tracker = tracking.start(cfg, stage=stage, name=f"{stage}/{cell.name}", group=group, out_dir=out_dir)
+    try:
+        return importlib.import_module(STAGES[stage]).run(cfg, tracker)
+    except AgoraError as e:
+        log.error("%s", e)
+        print(f"agora {stage}: error: {e}", file=sys.stderr)
+        tracker.summary({"error": str(e)})
+        sys.exit(2)
+    finally:
+        tracker.finish()

@@ -1,0 +1,164 @@
+"""Batched generation with a local Hugging Face causal LM, for scoring base, reference and student.
+
+Evaluation runs on CPU with small students, so the throughput that matters comes from
+batching: prompts are sorted by length so that each batch carries little padding, padded on
+the left so every row's continuation starts at the same position, and returned in the
+caller's order. Sampling settings follow the paper (REFERENCE.md, "Evaluation"): temperature
+0 means greedy decoding; anything else samples under a fixed seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+# End-of-turn markers of common chat templates. A chat model ends its answer with one of these,
+# which is not always the tokenizer's eos token (Llama 3 ends turns with <|eot_id|> but its eos
+# is <|end_of_text|>), so generation must stop on both.
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+
+
+@dataclass
+class GenConfig:
+    """Decoding settings; the paper's are temperature 0.2 (math) or 0.0, top_p 0.95,
+    1,024 new tokens and repetition penalty 1.03."""
+
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 0.95
+    repetition_penalty: float = 1.03
+    batch_size: int = 8
+    seed: int = 0
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+
+
+def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer for batched generation, in eval mode, fp32.
+
+    ``path`` is a model directory (or hub id), or a ``.gguf`` file, which transformers
+    dequantises to fp32.
+    """
+    path = Path(path)
+    kwargs: dict = {}
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"load_model: GGUF file {str(path)!r} does not exist")
+        kwargs["gguf_file"] = path.name
+        path = path.parent
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    model.eval()
+    tokenizer.padding_side = "left"  # decoder-only: new tokens must follow each prompt directly
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"load_model: tokenizer at {str(path)!r} has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def build_prompt(
+    tokenizer: PreTrainedTokenizerBase,
+    question: str,
+    system: str | None,
+    fewshot: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Render one question with the tokenizer's chat template, ready for generation.
+
+    Each few-shot ``(question, answer)`` pair becomes a prior user/assistant turn; the paper
+    prompts the base model few-shot and the student and reference zero-shot.
+    """
+    if tokenizer.chat_template is None:
+        raise ValueError(
+            f"build_prompt: tokenizer {tokenizer.name_or_path!r} has no chat_template; "
+            "set tokenizer.chat_template (e.g. to the reference model's) before prompting it"
+        )
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    for shot_question, shot_answer in fewshot:
+        messages += [
+            {"role": "user", "content": shot_question},
+            {"role": "assistant", "content": shot_answer},
+        ]
+    messages.append({"role": "user", "content": question})
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The eos token plus the chat template's end-of-turn token, where they differ."""
+    ids: list[int] = []
+    for source in (tokenizer.eos_token_id, model.generation_config.eos_token_id):
+        if source is not None:
+            ids += source if isinstance(source, list) else [source]
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    vocab = tokenizer.get_vocab()
+    ids += [vocab[tok] for tok in END_OF_TURN_TOKENS if tok in template and tok in vocab]
+    if not ids:
+        raise ValueError(f"generate: found no eos token for {tokenizer.name_or_path!r}; set tokenizer.eos_token")
+    return list(dict.fromkeys(ids))
+
+
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    cfg: GenConfig,
+    progress_desc: str | None = None,
+) -> list[str]:
+    """Generate one completion per prompt, returned in the order of ``prompts``.
+
+    Prompts are already rendered (see ``build_prompt``), so no special tokens are added
+    when tokenizing. Completions exclude the prompt and special tokens.
+    With sampling, a prompt's completion depends on the batch it lands in, so results are
+    reproducible for a fixed prompt list, seed and batch size.
+    """
+    if cfg.batch_size < 1:
+        raise ValueError(f"generate: batch_size is {cfg.batch_size}; it must be >= 1")
+    if cfg.max_new_tokens < 1:
+        raise ValueError(f"generate: max_new_tokens is {cfg.max_new_tokens}; it must be >= 1")
+    if tokenizer.padding_side != "left":
+        raise ValueError("generate: tokenizer.padding_side must be 'left' for a decoder-only model; use load_model")
+    if not prompts:
+        return []
+
+    gen_kwargs: dict = {
+        "max_new_tokens": cfg.max_new_tokens,
+        "repetition_penalty": cfg.repetition_penalty,
+        "eos_token_id": stop_token_ids(model, tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if cfg.temperature > 0:
+        gen_kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p)
+    else:
+        # Greedy; unset the checkpoint's sampling defaults so they neither apply nor warn.
+        gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+    # Longest first: similar lengths share a batch (little padding), and the peak memory
+    # shows up in the first batch rather than the last.
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    completions: list[str | None] = [None] * len(prompts)
+
+    prev_threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(cfg.seed)
+            with tqdm(total=len(prompts), desc=progress_desc, unit="prompt") as bar:
+                for start in range(0, len(order), cfg.batch_size):
+                    idx = order[start : start + cfg.batch_size]
+                    batch = tokenizer(
+                        [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+                    ).to(model.device)
+                    out = model.generate(**batch, **gen_kwargs)
+                    new_tokens = out[:, batch["input_ids"].shape[1] :]
+                    for i, text in zip(idx, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+                        completions[i] = text
+                    bar.update(len(idx))
+    finally:
+        torch.set_num_threads(prev_threads)
+    return completions  # type: ignore[return-value]

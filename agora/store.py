@@ -1,0 +1,135 @@
+"""The artifact store: every product lives under a key computed from the config that determines it.
+
+- data key     = generator identity + domain + mode + budget + prompt format + seed + template versions
+- student key  = data key + student + training settings
+- eval key     = student key + benchmarks + inference settings
+
+A product folder appears only once complete (written to a temporary sibling, then renamed), so a
+folder that exists is a cache hit and a crash never leaves a half product behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def digest(obj: Any, n: int = 12) -> str:
+    """A short stable hash of a JSON-able object (key order does not matter)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the grid, named by the options the user typed."""
+
+    generator: str
+    domain: str
+    mode: str
+    budget: str
+    prompt_format: str
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> "Cell":
+        return cls(cfg.generator.name, cfg.domain.name, cfg.mode.name, cfg.budget.name, cfg.prompt_format.name)
+
+    @property
+    def name(self) -> str:
+        return f"{self.generator}-{self.domain}-{self.mode}-{self.prompt_format}-{self.budget}"
+
+
+def data_spec(cfg: DictConfig, template_version: int) -> dict:
+    """Everything that changes the generated data. Concurrency, retries and caps do not."""
+    g = cfg.generator
+    return {
+        "generator": {"provider": g.provider, "model": g.model, "base_url": None if g.server else g.base_url,
+                      "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch},
+        "domain": {"name": cfg.domain.name, "version": cfg.domain.version},
+        "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if "domain_mode" in cfg else None,
+        "sources": _plain(cfg.domain.sources),
+        "mode": {"name": cfg.mode.name, "version": cfg.mode.version, "template_version": template_version},
+        "budget": {"n": cfg.budget.n, "usd": cfg.budget.usd, "data": cfg.budget.data, "n_seeds": cfg.budget.n_seeds},
+        "prompt_format": _plain(cfg.prompt_format),
+        "seed": cfg.seed,
+    }
+
+
+def train_spec(cfg: DictConfig) -> dict:
+    """The student and the training settings (threads and logging do not change the weights)."""
+    t = {k: v for k, v in _plain(cfg.train).items() if k not in ("threads", "logging_steps")}
+    return {"student": _plain(cfg.student), "train": t, "system_prompt": cfg.domain.system_prompt,
+            "deepspeed": cfg.deepspeed.config, "seed": cfg.seed}
+
+
+def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:
+    e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size")}
+    return {"benchmarks": benchmarks, "sources": {b: _plain(cfg.domain.sources).get(b) for b in benchmarks},
+            "eval": e, "limit": cfg.budget.eval_limit, "domain_version": cfg.domain.version, "seed": cfg.seed}
+
+
+class Store:
+    """Product folders under one root. `path_*` name them; `exists` is the cache test; `write` commits one."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+
+    def data_dir(self, cell: Cell, key: str) -> Path:
+        return self.root / "data" / cell.domain / cell.mode / cell.generator / f"{cell.prompt_format}-{cell.budget}-{key}"
+
+    def student_dir(self, cell: Cell, key: str) -> Path:
+        return self.root / "students" / cell.domain / cell.mode / cell.generator / f"{cell.prompt_format}-{cell.budget}-{key}"
+
+    def reference_dir(self, domain: str, name: str, key: str) -> Path:
+        return self.root / "references" / domain / f"{name}-{key}"
+
+    def eval_dir(self, kind: str, key: str) -> Path:
+        return self.root / "evals" / kind / key
+
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def requests_path(self, endpoint_key: str) -> Path:
+        return self.root / "requests" / f"{endpoint_key}.jsonl"
+
+    @staticmethod
+    def exists(product: Path) -> bool:
+        return (product / "manifest.json").is_file()
+
+    @staticmethod
+    @contextmanager
+    def write(product: Path, manifest: dict) -> Iterator[Path]:
+        """Yield a temporary folder to fill; on success it becomes `product`, with `manifest.json` last."""
+        product.parent.mkdir(parents=True, exist_ok=True)
+        tmp = product.with_name(f".{product.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            yield tmp
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+            if product.exists():
+                shutil.rmtree(product)
+            os.replace(tmp, product)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
