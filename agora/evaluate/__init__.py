@@ -1,1 +1,114 @@
-"""Evaluation stage: generate answers with the base, reference and student models, score them, and turn the scores into PGR."""
+"""Evaluation stage: generate answers with the base, reference and student models, score them, and turn the scores into PGR.
+
+Each of the three scores is its own cached product, keyed by the model and the benchmark settings,
+so the base and the reference are scored once per sweep, not once per cell.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from agora import AgoraError
+from agora.store import Cell, Store, digest, eval_spec, train_spec, write_jsonl
+from agora.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, model_key: str,
+                benchmarks: dict[str, list[dict]], fewshot: list[tuple[str, str]]) -> dict[str, float]:
+    """Accuracy per benchmark for one model; predictions are kept beside the scores."""
+    from agora.domains import get_domain
+    from agora.evaluate.infer import GenConfig, build_prompt, generate, load_model
+    from agora.evaluate.math_answers import VERSION as SCORER_VERSION
+
+    spec = {"model": model_key, "fewshot": len(fewshot), "scorer_version": SCORER_VERSION,
+            **eval_spec(cfg, sorted(benchmarks))}
+    out = store.eval_dir(label, digest(spec))
+    if store.exists(out):
+        print(f"evaluate: {label} cache hit {out}")
+        return json.loads((out / "manifest.json").read_text())["accuracy"]
+    domain = get_domain(cfg.domain.name)
+    e = cfg.eval
+    temperature = 0.2 if cfg.domain.name == "math" else 0.0  # REFERENCE.md "Evaluation"
+    gen = GenConfig(max_new_tokens=e.max_new_tokens, temperature=temperature, top_p=e.top_p,
+                    repetition_penalty=e.repetition_penalty, batch_size=e.batch_size, seed=cfg.seed, threads=e.threads)
+    model, tok = load_model(model_path)
+    accuracy, preds = {}, []
+    for bench, rows in benchmarks.items():
+        prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
+        outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
+        ok = [domain.score(bench, o, r["answer"]) for o, r in zip(outs, rows)]
+        accuracy[bench] = 100.0 * sum(ok) / max(len(ok), 1)
+        preds += [{"benchmark": bench, "id": r["id"], "gold": r["answer"], "output": o, "correct": c}
+                  for r, o, c in zip(rows, outs, ok)]
+    with store.write(out, {"spec": spec, "label": label, "model_path": model_path, "accuracy": accuracy}) as tmp:
+        write_jsonl(tmp / "predictions.jsonl", preds)
+    print(f"evaluate: {label} " + ", ".join(f"{b} {a:.1f}%" for b, a in accuracy.items()))
+    return accuracy
+
+
+def run(cfg: DictConfig, tracker: Tracker) -> float | None:
+    from agora.cli import rerun_command
+    from agora.evaluate.pgr import aggregate
+    from agora.generate import load_split
+    from agora.train import data_dir, reference_dir, student_path
+
+    cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
+    data = cfg.budget.data
+    src = data_dir(cfg, store)
+    data_key = json.loads((src / "manifest.json").read_text())["key"]
+    student_out = store.student_dir(cell, digest({"data_key": data_key, **train_spec(cfg)}))
+    if not store.exists(student_out):
+        raise AgoraError(f"no trained student for cell {cell.name} (looked in {student_out}); make it with: "
+                         f"{rerun_command('train')}")
+    if cfg.reference.kind == "human_sft":
+        ref_out, _ = reference_dir(cfg, store)
+        if not store.exists(ref_out):
+            raise AgoraError(f"no human_sft reference at {ref_out}; make it with: {rerun_command('train')}")
+        ref_path, ref_key = str(ref_out / "model"), ref_out.name
+    elif cfg.reference.kind == "checkpoint":
+        ref_path = student_path(cfg.reference, store)
+        ref_key = f"checkpoint:{cfg.reference.name}:{cfg.reference.model_id or cfg.reference.filename}"
+    else:
+        raise AgoraError(f"unknown reference.kind {cfg.reference.kind!r}; known: ['checkpoint', 'human_sft']")
+
+    names = list(cfg.domain.benchmarks[data])
+    benchmarks = {b: load_split(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
+    shots = load_split(cfg, list(cfg.domain.human[data]), "train", cfg.eval.base_fewshot) if cfg.eval.base_fewshot else []
+    fewshot = [(r["question"], r["solution"]) for r in shots]
+    base_path = student_path(cfg.student, store)
+    scores = {
+        "base": score_model(cfg, store, label="base", model_path=base_path, model_key=f"base:{cfg.student.name}",
+                            benchmarks=benchmarks, fewshot=fewshot),
+        "reference": score_model(cfg, store, label="reference", model_path=ref_path, model_key=ref_key,
+                                 benchmarks=benchmarks, fewshot=[]),
+        "student": score_model(cfg, store, label="student", model_path=str(student_out / "model"),
+                               model_key=student_out.name, benchmarks=benchmarks, fewshot=[]),
+    }
+    per_bench = {b: {who: scores[who][b] for who in scores} for b in names}
+    agg = aggregate(per_bench)
+    metrics: dict = {}
+    for b, s in per_bench.items():
+        metrics.update({f"eval/{b}/{who}_accuracy": v for who, v in s.items()})
+        metrics[f"pgr/{b}"] = agg["per_benchmark"][b]
+    d = cfg.domain.name
+    metrics[f"pgr/{d}"] = agg["mean_of_pgrs"]                 # mean of per-benchmark PGRs
+    metrics[f"pgr/{d}_pgr_of_means"] = agg["pgr_of_means"]    # PGR of the mean scores
+    metrics["pgr/undefined"] = ",".join(agg["undefined"])
+    gen = json.loads((src / "manifest.json").read_text())["summary"]
+    metrics["gen/cost_usd"] = gen["cost_usd"]
+    tracker.summary(metrics)
+    tracker.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    for b in names:
+        p = agg["per_benchmark"][b]
+        s = per_bench[b]
+        print(f"evaluate {cell.name} {b}: base {s['base']:.1f}% reference {s['reference']:.1f}% "
+              f"student {s['student']:.1f}% -> PGR " + (f"{p:.1f}%" if p is not None else
+                                                         "undefined (reference <= base)"))
+    m = agg["mean_of_pgrs"]
+    print(f"PGR {d} (mean over benchmarks): " + (f"{m:.1f}%" if m is not None else "undefined"))
+    return m

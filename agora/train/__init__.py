@@ -3,3 +3,117 @@
 `student` materialises the base student as a local Hugging Face folder, `data` turns
 instruction/response rows into loss-masked tensors, and `sft` runs the full fine-tune.
 """
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from agora import AgoraError
+from agora.store import Cell, Store, data_spec, digest, read_jsonl, train_spec
+from agora.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def student_path(spec: DictConfig, store: Store) -> str:
+    """The base student (or a reference checkpoint) as a loadable folder, converted once and cached."""
+    from agora.train.student import materialize_student
+
+    kw = {k: spec[k] for k in ("package", "filename", "model_id") if spec.get(k)}
+    return str(materialize_student(spec.source, spec.name, store.models_dir(), **kw))
+
+
+def data_dir(cfg: DictConfig, store: Store) -> Path:
+    """The cell's generated data, or an error that gives the command that makes it."""
+    from agora.cli import rerun_command
+    from agora.modes import load_template
+
+    cell = Cell.from_cfg(cfg)
+    template = load_template(cell.domain, cell.mode)
+    path = store.data_dir(cell, digest(data_spec(cfg, template.version)))
+    if not store.exists(path):
+        raise AgoraError(f"no generated data for cell {cell.name} (looked in {path}); make it with: "
+                         f"{rerun_command('generate')}")
+    return path
+
+
+def sft_config(cfg: DictConfig):
+    from agora.train.sft import SFTConfig
+
+    t = cfg.train
+    ds = cfg.deepspeed.config
+    if ds:
+        ds = str(Path(__file__).resolve().parents[2] / ds) if not Path(ds).is_absolute() else ds
+    return SFTConfig(epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
+                     per_device_batch_size=t.per_device_batch_size, grad_accum=t.grad_accum, max_len=t.max_len,
+                     warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler=t.lr_scheduler,
+                     seed=cfg.seed, bf16=t.bf16, system_prompt=cfg.domain.system_prompt, deepspeed=ds,
+                     gradient_checkpointing=t.gradient_checkpointing, logging_steps=t.logging_steps,
+                     threads=t.threads)
+
+
+def fit(cfg: DictConfig, store: Store, tracker: Tracker, rows: list[dict], out: Path, manifest: dict,
+        prefix: str) -> dict:
+    """Fine-tune the base student on `rows` into product folder `out` (its `model/` subfolder)."""
+    from agora.train.sft import train_sft
+
+    base = student_path(cfg.student, store)
+    with store.write(out, manifest) as tmp:
+        res = train_sft(base, rows, tmp / "model", sft_config(cfg),
+                        on_log=lambda m, step: tracker.log({f"{prefix}/{k}": v for k, v in m.items()}, step=step))
+        summary = {"loss": res.train_loss, "steps": res.steps, "examples": res.n_examples,
+                   "dropped_too_long": res.n_dropped, "seconds": round(res.seconds, 2), "tokens": res.tokens_seen}
+        manifest["summary"] = summary
+    return summary
+
+
+def reference_dir(cfg: DictConfig, store: Store) -> tuple[Path, dict]:
+    """Where the human-data reference (reference=human_sft) lives, and the spec that keys it."""
+    data = cfg.budget.data
+    spec = {"kind": "human_sft", "human": list(cfg.domain.human[data]), "n": cfg.budget.n_seeds,
+            "sources": OmegaConf.to_container(cfg.domain.sources, resolve=True), **train_spec(cfg)}
+    return store.reference_dir(cfg.domain.name, cfg.student.name, digest(spec)), spec
+
+
+def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> None:
+    """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell."""
+    from agora.generate import load_split
+
+    out, spec = reference_dir(cfg, store)
+    if store.exists(out):
+        print(f"train: reference cache hit {out}")
+        return
+    human = load_split(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
+    rows = [{"instruction": r["question"], "response": r["solution"]} for r in human]
+    summary = fit(cfg, store, tracker, rows, out, {"spec": spec}, prefix="train_reference")
+    print(f"train: reference (human_sft, {len(rows)} rows) loss {summary['loss']:.4f} -> {out}")
+    tracker.summary({f"train_reference/{k}": v for k, v in summary.items()})
+
+
+def run(cfg: DictConfig, tracker: Tracker) -> float | None:
+    cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
+    src = data_dir(cfg, store)
+    manifest = json.loads((src / "manifest.json").read_text())
+    spec = {"data_key": manifest["key"], **train_spec(cfg)}
+    out = store.student_dir(cell, digest(spec))
+    if cfg.reference.kind == "human_sft":
+        train_reference(cfg, store, tracker)
+    if store.exists(out):
+        summary = json.loads((out / "manifest.json").read_text())["summary"]
+        print(f"train: cache hit {out}")
+        tracker.summary({**{f"train/{k}": v for k, v in summary.items()}, "train/cache_hit": 1})
+        return summary["loss"]
+    rows = [{"instruction": r["instruction"], "response": r["response"]} for r in read_jsonl(src / "data.jsonl")]
+    n_generated = len(rows)
+    if cfg.mode.name == "instance_generation" and cfg.train.include_seeds:
+        rows += [{"instruction": r["question"], "response": r["solution"]} for r in read_jsonl(src / "seeds.jsonl")]
+    summary = fit(cfg, store, tracker, rows, out, {"spec": spec, "data": str(src), "generated": n_generated},
+                  prefix="train")
+    print(f"train {cell.name}: {summary['steps']} steps on {len(rows)} rows ({n_generated} generated), "
+          f"loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {out}")
+    tracker.summary({**{f"train/{k}": v for k, v in summary.items()}, "train/cache_hit": 0,
+                     "train/generated_rows": n_generated})
+    return summary["loss"]

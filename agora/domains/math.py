@@ -1,0 +1,142 @@
+"""The math domain: GSM8K and MATH at paper scale, Agora's own GSM-style problems offline.
+
+Every record is `{"id", "question", "solution", "answer"}`. Solutions are rewritten into the
+AgoraBench output format, ending in `[RESULT] answer [/RESULT]`, so human data, generated data and
+the student all speak it.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from pathlib import Path
+
+from agora import AgoraError
+from agora.domains import synthetic_math
+from agora.evaluate import math_answers
+
+VERSION = 1
+RESULT_RE = re.compile(r"\[RESULT\](.*?)\[/RESULT\]", re.S)
+PLACEHOLDER_RE = re.compile(r"<\s*(the |a |your )?(new |math )?(problem|solution|question|answer|input|output)[^>]*>|"
+                            r"\[insert|\.\.\.\s*\]|\{\{|TODO", re.I)
+THEMES = [
+    "arithmetic word problems", "fractions", "decimals", "percentages", "ratios and proportions", "rates and speed",
+    "time and calendars", "money and shopping", "profit and loss", "simple interest", "compound interest",
+    "averages", "linear equations", "systems of equations", "quadratic equations", "inequalities",
+    "functions", "sequences and series", "exponents and radicals", "logarithms", "polynomials",
+    "number theory", "divisibility and remainders", "prime numbers", "combinatorics", "probability",
+    "statistics", "geometry of triangles", "circles", "area and perimeter", "volume and surface area",
+    "coordinate geometry", "trigonometry", "unit conversion", "work and rate problems", "mixtures and solutions",
+]
+assert len(THEMES) == 36
+
+
+def _with_result(solution: str, answer: str) -> str:
+    return f"{solution.rstrip()}\n[RESULT] {answer} [/RESULT]"
+
+
+def _from_gsm8k(i: int, r: dict) -> dict:
+    body, _, final = r["answer"].rpartition("####")
+    body = re.sub(r"<<[^>]*>>", "", body)  # calculator annotations
+    ans = math_answers.gsm8k_gold(r["answer"])
+    return {"id": f"gsm8k-{i}", "question": r["question"], "solution": _with_result(body, ans), "answer": ans}
+
+
+def _from_math(i: int, r: dict) -> dict:
+    ans = r.get("answer") or math_answers.math_gold(r["solution"])
+    rid = r.get("unique_id") or f"math-{i}"
+    return {"id": rid, "question": r["problem"], "solution": _with_result(r["solution"], ans), "answer": ans}
+
+
+def _from_instruction(i: int, r: dict) -> dict:
+    q = r.get("instruction") or r.get("question") or r.get("prompt")
+    return {"id": f"{i}", "question": q, "solution": r.get("response") or r.get("answer") or "", "answer": ""}
+
+
+def _check_jsonl(path: Path) -> None:
+    """Name the file and line of the first record that is not JSON."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None
+
+
+def _local_files(local: str, name: str, split: str) -> list[str]:
+    p = Path(local).expanduser()
+    if p.is_file():
+        return [str(p)]
+    if p.is_dir():
+        files = sorted(x for x in p.iterdir() if split in x.name and re.search(r"\.jsonl?(\.gz)?$", x.name))
+        if files:
+            return [str(x) for x in files]
+        raise AgoraError(f"domain.sources.{name}.local={local}: no *{split}*.jsonl file in that folder")
+    raise AgoraError(f"domain.sources.{name}.local={local}: no such file or folder")
+
+
+def _load_rows(name: str, split: str, source: dict) -> list[dict]:
+    import datasets
+
+    if source.get("local"):
+        files = _local_files(source["local"], name, split)
+        for f in files:
+            if re.search(r"\.jsonl(\.gz)?$", f):
+                _check_jsonl(Path(f))
+        return list(datasets.load_dataset("json", data_files=files, split="train"))
+    if not source.get("hub"):
+        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
+    try:
+        if name == "math" and not source.get("config"):  # EleutherAI/hendrycks_math: one config per subject
+            subjects = datasets.get_dataset_config_names(source["hub"])
+            return [r for s in subjects for r in datasets.load_dataset(source["hub"], s, split=split)]
+        return list(datasets.load_dataset(source["hub"], source.get("config"), split=split))
+    except Exception as e:
+        raise AgoraError(f"could not load {source['hub']} ({split}) from the Hugging Face hub: {e}. Offline, "
+                         f"set domain.sources.{name}.local=/path/to/file.jsonl, or use budget=smoke") from e
+
+
+_CONVERT = {"gsm8k": _from_gsm8k, "math": _from_math, "math500": _from_math,
+            "magpie_math": _from_instruction, "webinstruct_math": _from_instruction}
+LATEX_BENCHMARKS = {"math", "math500"}
+
+
+def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]:
+    """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`."""
+    if name == "synthetic_gsm":
+        return synthetic_math.make_problems(limit or 1000, split=split, seed=seed)
+    if name not in _CONVERT:
+        raise AgoraError(f"unknown math data set {name!r}; known: {sorted(['synthetic_gsm', *_CONVERT])}")
+    if name == "math500":
+        split = "test"
+    rows = [_CONVERT[name](i, r) for i, r in enumerate(_load_rows(name, split, source))]
+    rows = [r for r in rows if r["question"]]
+    if limit is not None and limit < len(rows):
+        rows = random.Random(seed).sample(rows, limit)
+    return rows
+
+
+def validate(instruction: str, response: str) -> str | None:
+    """Why a generated math example is dropped (None: kept). The original AgoraBench checks."""
+    if not instruction.strip():
+        return "empty_instruction"
+    if not response.strip():
+        return "empty_response"
+    for text in (instruction, response):
+        if PLACEHOLDER_RE.search(text):
+            return "placeholder"
+    tags = RESULT_RE.findall(response)
+    if len(tags) != 1:
+        return "no_result_tag" if not tags else "several_result_tags"
+    if not response.rstrip().endswith("[/RESULT]"):
+        return "result_not_at_end"
+    if not tags[0].strip():
+        return "empty_result"
+    return None
+
+
+def score(benchmark: str, completion: str, gold: str) -> bool:
+    return math_answers.is_correct(completion, gold, latex=benchmark in LATEX_BENCHMARKS)

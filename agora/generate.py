@@ -1,0 +1,219 @@
+"""Stage 1: the generator writes the cell's SFT data. `python generate.py [cell overrides]`.
+
+Reads seeds, builds meta-prompts, sends them through the engine (cache, ledger, cap), parses and
+validates every reply, and commits `data.jsonl` + `dropped.jsonl` + `seeds.jsonl` + `ledger.json`
+to the store. Nothing is dropped silently: every drop has a reason in `dropped.jsonl` and a count.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from agora import AgoraError
+from agora.domains import get_domain
+from agora.engine.cache import RequestCache, request_key
+from agora.engine.ledger import Ledger, Price
+from agora.engine.runner import CapReached, Request, Sampling, run_requests
+from agora.generators import make_client, require_key
+from agora.generators.local_server import llama_cpp_server, packaged_file
+from agora.modes import ParseError, get_mode, load_template
+from agora.store import Cell, Store, data_spec, digest, write_jsonl
+from agora.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def load_split(cfg: DictConfig, names: list[str], split: str, limit: int | None) -> list[dict]:
+    domain = get_domain(cfg.domain.name)
+    sources = OmegaConf.to_container(cfg.domain.sources, resolve=True)
+    rows: list[dict] = []
+    for name in names:
+        if name not in sources:
+            raise AgoraError(f"data set {name!r} is not in domain.sources; known: {sorted(sources)}")
+        rows += domain.load(name, split, sources[name], limit, cfg.seed)
+    return rows
+
+
+def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
+    """Seeds for the cell, minus any whose question also appears in the domain's benchmarks."""
+    data = cfg.budget.data
+    seeds = load_split(cfg, list(cfg.domain_mode.seeds[data]), "train", cfg.budget.n_seeds)
+    held_out = {" ".join(r["question"].split()) for r in
+                load_split(cfg, list(cfg.domain.benchmarks[data]), "test", cfg.budget.eval_limit)}
+    kept = [s for s in seeds if " ".join(s["question"].split()) not in held_out]
+    if not kept:
+        raise AgoraError(f"no seeds for domain={cfg.domain.name} mode={cfg.mode.name} ({data} data)")
+    return kept, len(seeds) - len(kept)
+
+
+def endpoint_of(g: DictConfig) -> str:
+    """What identifies the server in cache keys: a local server's port changes every run, its model does not."""
+    if g.server:
+        return f"{g.server.kind}:{g.server.package}/{g.server.filename}"
+    return g.base_url or f"{g.provider}:default"
+
+
+def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, str]:
+    """The number of examples to keep, and a line saying how it was decided."""
+    b = cfg.budget
+    if b.n is not None:
+        return int(b.n), f"budget={b.name}: {b.n} examples, cap ${b.max_usd}"
+    # budget=usd: a pre-flight estimate from prompt sizes (~4 chars a token) and half of max_tokens out.
+    prompt_tokens = 1200 if cfg.mode.name == "instance_generation" else 400
+    per = price.cost(prompt_tokens, cfg.generator.sampling.max_tokens // 2)
+    if per <= 0:
+        raise AgoraError(f"budget=usd needs a priced generator; generator={cfg.generator.name} costs $0 "
+                         "(use budget.n=... instead)")
+    n = int(b.usd / per)
+    return n, f"budget=usd: ${b.usd} / est. ${per:.5f} per example = {n} examples"
+
+
+async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: int, ledger: Ledger,
+                    cache: RequestCache, template) -> tuple[list[dict], list[dict]]:
+    g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
+    fmt = cfg.prompt_format.name
+    s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
+                 list(g.sampling.stop) if g.sampling.stop else None, cfg.prompt_format.response_format)
+    sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
+                    "response_format": s.response_format}
+    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
+    max_requests = int(math.ceil(n * cfg.budget.max_attempts_factor))
+    kept: list[dict] = []
+    dropped: list[dict] = []
+    client = make_client(g.provider, **client_kw)
+    i, rnd = 0, 0
+    try:
+        while len(kept) < n and i < max_requests:
+            need = n - len(kept)
+            rate = len(kept) / i if i else 1.0
+            size = need if i else (math.ceil(n / 4) if cfg.mode.name == "instance_generation" and n >= 8 else n)
+            if i:
+                size = math.ceil(need / max(rate, 1 / cfg.budget.max_attempts_factor))
+            size = min(size, max_requests - i)
+            reqs = []
+            for j in range(i, i + size):
+                messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
+                                            seed=cfg.seed, **mode_kw)
+                key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages,
+                                  sampling=sampling_key, replicate=j)
+                reqs.append(Request(key, messages, {"index": j, **meta}))
+            results = await run_requests(client, reqs, s, cache=cache, ledger=ledger, concurrency=g.limits.concurrency,
+                                         desc=f"generate round {rnd}")
+            for r in results:
+                idx = r.request.meta["index"]
+                base = {"index": idx, "request_key": r.request.key}
+                if r.record is None:
+                    dropped.append({**base, "reason": "request_failed", "error": r.error})
+                    continue
+                text = r.record["text"]
+                if r.record["finish_reason"] != "stop":
+                    dropped.append({**base, "reason": f"finish_{r.record['finish_reason']}", "text": text})
+                    continue
+                try:
+                    instruction, response = mode.parse(text, fmt, r.request.meta)
+                except ParseError as e:
+                    dropped.append({**base, "reason": f"parse_{e}", "text": text})
+                    continue
+                why = domain.validate(instruction, response)
+                if why:
+                    dropped.append({**base, "reason": why, "text": text})
+                    continue
+                meta = {k: v for k, v in r.request.meta.items() if k not in ("index", "instruction")}
+                kept.append({"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta})
+            i += size
+            rnd += 1
+    finally:
+        await client.aclose()
+    return kept[:n], dropped
+
+
+def run(cfg: DictConfig, tracker: Tracker) -> float | None:
+    cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
+    if "domain_mode" not in cfg:
+        raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
+                         f"(conf/domain_mode/{cell.domain}_{cell.mode}.yaml)")
+    get_domain(cell.domain)
+    template = load_template(cell.domain, cell.mode)
+    spec = data_spec(cfg, template.version)
+    key = digest(spec)
+    out = store.data_dir(cell, key)
+    if store.exists(out):
+        manifest = json.loads((out / "manifest.json").read_text())
+        log.info("cache hit: %s (no request sent)", out)
+        print(f"generate: cache hit {out}")
+        tracker.summary({**{f"gen/{k}": v for k, v in manifest["summary"].items()}, "gen/cache_hit": 1})
+        return float(manifest["summary"]["kept"])
+
+    g = cfg.generator
+    price = Price.from_table(OmegaConf.to_container(g.price_usd_per_mtok), g.name)
+    api_key = require_key(g.api_key_env, g.name)  # before anything is spent
+    seeds, overlap = load_seeds(cfg)
+    n, plan = plan_volume(cfg, price, seeds)
+    print(f"generate {cell.name}: {plan}; {len(seeds)} seeds ({overlap} dropped as benchmark overlap)")
+    if cfg.dry_run:
+        return None
+    ledger = Ledger(price, cfg.budget.max_usd)
+    cache = RequestCache(store.requests_path(digest({"endpoint": endpoint_of(g), "model": g.model})))
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        base_url = g.base_url
+        if g.server:
+            gguf = packaged_file(g.server.package, g.server.filename)
+            base_url = stack.enter_context(llama_cpp_server(
+                gguf, n_ctx=g.server.n_ctx, n_threads=g.server.n_threads,
+                startup_timeout_s=g.server.startup_timeout_s, log_path=_run_dir() / "llama_server.log"))
+        client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, max_retries=g.limits.max_retries,
+                         timeout_s=g.limits.timeout_s, concurrency=g.limits.concurrency)
+        try:
+            kept, dropped = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
+                                                  cache=cache, template=template))
+        except CapReached as e:
+            raise AgoraError(f"stopped at the dollar cap: {e}. Finished requests are cached; rerun with a "
+                             "higher budget.max_usd to resume") from None
+        finally:
+            cache.close()
+    seconds = time.perf_counter() - t0
+    versions = {"template": template.name, "template_version": template.version, "mode_version": cfg.mode.version,
+                "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
+                "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
+    rows = [{**r, **versions} for r in kept]
+    reasons = Counter(d["reason"] for d in dropped)
+    t = ledger.totals
+    summary = {"kept": len(rows), "target": n, "dropped": len(dropped), "failed": t.failed,
+               "requests": t.requests, "sent": t.sent, "cached": t.cached, "cost_usd": round(t.cost_usd, 6),
+               "input_tokens": t.input_tokens, "output_tokens": t.output_tokens, "retries": t.retries,
+               "seconds": round(seconds, 2), "keep_rate": round(len(rows) / max(len(rows) + len(dropped), 1), 4),
+               "cost_per_kept_usd": round(t.cost_usd / max(len(rows), 1), 8)}
+    for reason, count in sorted(reasons.items()):
+        log.info("dropped %d: %s", count, reason)
+    with store.write(out, {"spec": spec, "key": key, "cell": cell.__dict__, "summary": summary,
+                           "drop_reasons": dict(reasons), "versions": versions}) as tmp:
+        write_jsonl(tmp / "data.jsonl", rows)
+        write_jsonl(tmp / "dropped.jsonl", dropped)
+        write_jsonl(tmp / "seeds.jsonl", seeds)
+        (tmp / "ledger.json").write_text(json.dumps(ledger.as_dict(), indent=2))
+    print(f"generate {cell.name}: kept {len(rows)}/{n}, dropped {len(dropped)} {dict(reasons)}, "
+          f"${t.cost_usd:.4f}, {t.input_tokens}+{t.output_tokens} tokens, {seconds:.0f} s -> {out}")
+    tracker.summary({**{f"gen/{k}": v for k, v in summary.items()}, "gen/cache_hit": 0,
+                     **{f"gen/dropped/{k}": v for k, v in reasons.items()}})
+    tracker.table("gen/samples", [{"instruction": r["instruction"], "response": r["response"]} for r in rows[:50]])
+    if not rows:
+        raise AgoraError(f"generator={g.name} kept 0 of {len(dropped)} examples (reasons: {dict(reasons)}); "
+                         f"see {out / 'dropped.jsonl'}")
+    return float(len(rows))
+
+
+def _run_dir() -> Path:
+    try:
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return Path.cwd()

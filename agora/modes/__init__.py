@@ -1,0 +1,78 @@
+"""Modes: how a meta-prompt is built from seeds and how the generator's reply is parsed back.
+
+A mode is a module with `build(...)` and `parse(...)`; prompt templates live in `prompts/` as
+`<domain>_<mode>.txt`, each with a version that is stamped into every generated row.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from types import ModuleType
+
+from agora import AgoraError
+
+SYSTEM = "You are a data generator agent that produces novel, high-quality instances for training language models."
+FORMATS = ("free_form", "json")
+
+
+class ParseError(ValueError):
+    """The reply does not have the requested shape; the message is the drop reason."""
+
+
+@dataclass(frozen=True)
+class Template:
+    text: str
+    version: int
+    name: str
+
+    def render(self, **fields: str) -> str:
+        out = self.text
+        for k, v in fields.items():  # plain replace: demonstrations hold LaTeX braces
+            out = out.replace("{" + k + "}", v)
+        return out
+
+
+@cache
+def load_template(domain: str, mode: str) -> Template:
+    name = f"{domain}_{mode}.txt"
+    try:
+        raw = (resources.files("agora.modes") / "prompts" / name).read_text()
+    except FileNotFoundError:
+        raise AgoraError(f"no prompt template {name} for domain={domain} mode={mode}") from None
+    header, _, body = raw.partition("\n---\n")
+    m = re.match(r"version:\s*(\d+)", header)
+    if not m:
+        raise AgoraError(f"prompt template {name} lacks its `version: N` header")
+    return Template(body.strip() + "\n", int(m.group(1)), name)
+
+
+def get_mode(name: str) -> ModuleType:
+    from agora.modes import instance_generation, quality_enhancement, response_generation
+
+    known = {"instance_generation": instance_generation, "response_generation": response_generation,
+             "quality_enhancement": quality_enhancement}
+    if name not in known:
+        raise AgoraError(f"unknown mode {name!r}; known: {sorted(known)}")
+    return known[name]
+
+
+def cut_end(text: str) -> str:
+    """The reply up to the [END] marker (servers that ignore `stop` still get cut)."""
+    return text.split("[END]", 1)[0].strip()
+
+
+def parse_json_object(text: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The string values of `keys` in the first JSON object in `text`."""
+    start = text.find("{")
+    if start < 0:
+        raise ParseError("no_json_object")
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError:
+        raise ParseError("invalid_json") from None
+    if not isinstance(obj, dict) or any(not isinstance(obj.get(k), str) for k in keys):
+        raise ParseError("json_missing_keys")
+    return tuple(obj[k].strip() for k in keys)

@@ -1,0 +1,33 @@
+"""Quality enhancement (QE): a given question-answer pair rewritten into a better one (WebInstruct in the paper)."""
+from __future__ import annotations
+
+from agora.modes import SYSTEM, ParseError, Template, cut_end, parse_json_object
+
+FORMAT_INSTRUCTIONS = {
+    "free_form": "Write `Revised Question:` followed by the revised question, then `Revised Answer:` followed by "
+                 "the revised answer, then [END].",
+    "json": 'Reply with one JSON object with the string keys "revised_question" and "revised_answer", '
+            "and nothing else.",
+}
+
+
+def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fmt: str, themes: list[str],
+          seed: int, **_: object) -> tuple[list[dict], dict]:
+    row = seeds[i % len(seeds)]
+    shown = f"Question: {row['question']}\nAnswer: {row['solution']}"
+    if fmt == "free_form":
+        shown += "\n\nRevised Question:"
+    prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt], demonstrations=shown)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], {"seed_id": row["id"]}
+
+
+def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
+    if fmt == "json":
+        return parse_json_object(text, ("revised_question", "revised_answer"))
+    body = cut_end(text)
+    if body.startswith("Revised Question:"):
+        body = body[len("Revised Question:"):]
+    if "Revised Answer:" not in body:
+        raise ParseError("no_revised_answer")
+    q, _, a = body.partition("Revised Answer:")
+    return q.strip(), a.strip()
