@@ -108,6 +108,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         return summary["loss"]
     rows = [{"instruction": r["instruction"], "response": r["response"]} for r in read_jsonl(src / "data.jsonl")]
     n_generated = len(rows)
+    if not rows:
+        raise AgoraError(f"cell {cell.name} kept 0 generated examples; see {src / 'dropped.jsonl'} for why")
     if cfg.mode.name == "instance_generation" and cfg.train.include_seeds:
         rows += [{"instruction": r["question"], "response": r["solution"]} for r in read_jsonl(src / "seeds.jsonl")]
     summary = fit(cfg, store, tracker, rows, out, {"spec": spec, "data": str(src), "generated": n_generated},

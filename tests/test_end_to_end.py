@@ -1,0 +1,105 @@
+"""The default cell end to end on the CPU: the real llama.cpp server, real SFT steps, real evaluation, W&B offline.
+
+The three entrypoints run as subprocesses exactly as a user types them, sharing one artifact store.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+FAKE_KEY = "sk-agora-test-NEVER-LOGGED-7f3a"
+
+
+def agora(stage: str, *overrides: str, cwd: Path, store: Path, env: dict | None = None,
+          check: bool = True) -> subprocess.CompletedProcess:
+    e = {**os.environ, "AGORA_STORE": str(store), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1",
+         "HF_DATASETS_OFFLINE": "1", "OPENROUTER_API_KEY": FAKE_KEY, **(env or {})}
+    p = subprocess.run([sys.executable, str(ROOT / f"{stage}.py"), *overrides], cwd=cwd, env=e,
+                       capture_output=True, text=True, timeout=1500)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{stage} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, store_dir):
+    work = tmp_path_factory.mktemp("e2e")
+    runs = {s: agora(s, cwd=work, store=store_dir) for s in ("generate", "train", "evaluate")}
+    return work, store_dir, runs
+
+
+def test_default_cell_prints_pgr(e2e):
+    _, store, runs = e2e
+    out = runs["evaluate"].stdout
+    assert "PGR math (mean over benchmarks):" in out
+    assert "synthetic_gsm: base" in out
+    data = next((store / "data").rglob("data.jsonl"))
+    rows = [json.loads(x) for x in data.read_text().splitlines()]
+    assert 1 <= len(rows) <= 12
+    for r in rows:  # versions are stamped into every row
+        assert r["template_version"] >= 1 and r["mode_version"] >= 1 and r["response"].rstrip().endswith("[/RESULT]")
+    manifest = json.loads((data.parent / "manifest.json").read_text())
+    s = manifest["summary"]
+    assert s["kept"] == len(rows) and s["requests"] == s["kept"] + s["dropped"] - s["failed"]
+    assert sum(manifest["drop_reasons"].values()) == s["dropped"]
+    assert len((data.parent / "dropped.jsonl").read_text().splitlines()) == s["dropped"]
+    assert s["cost_usd"] == 0.0 and s["output_tokens"] > 0
+    student = next((store / "students").rglob("model/config.json"))
+    assert (student.parent / "model.safetensors").exists()
+
+
+def test_rerun_is_a_cache_hit_and_sends_nothing(e2e):
+    work, store, _ = e2e
+    cache = next((store / "requests").glob("*.jsonl"))
+    before = cache.read_bytes()
+    for stage in ("generate", "train", "evaluate"):
+        p = agora(stage, cwd=work, store=store)
+        assert "cache hit" in p.stdout, stage
+    assert cache.read_bytes() == before  # no second request
+
+
+def test_wandb_offline_runs_one_per_stage_and_no_secret(e2e):
+    work, _, _ = e2e
+    runs = sorted(work.glob("outputs/*/*/wandb/offline-run-*"))
+    stages = {r.parents[2].name for r in runs}
+    assert {"generate", "train", "evaluate"} <= stages
+    for r in runs:
+        assert list(r.glob("*.wandb")), r
+    for path in work.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert FAKE_KEY.encode() not in path.read_bytes(), path
+
+
+def test_missing_upstream_names_the_command(tmp_path, store_dir):
+    p = agora("train", "mode=quality_enhancement", "prompt_format=json", "budget.n=3", cwd=tmp_path,
+              store=store_dir, check=False)
+    assert p.returncode == 2
+    assert "python generate.py mode=quality_enhancement prompt_format=json budget.n=3" in p.stderr
+
+
+def test_missing_api_key_stops_before_spending(tmp_path):
+    store = tmp_path / "store"
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    p = subprocess.run([sys.executable, str(ROOT / "generate.py"), "generator=gpt4o"], cwd=tmp_path,
+                       env={**env, "AGORA_STORE": str(store), "WANDB_MODE": "offline"}, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 2
+    err = [line for line in p.stderr.splitlines() if "error" in line]
+    assert len(err) == 1 and "OPENAI_API_KEY" in err[0]
+    assert not (store / "requests").exists()  # nothing was sent
+
+
+def test_sweep_runs_six_cells(tmp_path, store_dir):
+    p = agora("generate", "-m", "domain=math",
+              "mode=instance_generation,response_generation,quality_enhancement", "prompt_format=free_form,json",
+              "budget.n=2", "budget.max_attempts_factor=3", "tracking=none", cwd=tmp_path, store=store_dir, check=False)
+    jobs = [d for d in (tmp_path / "multirun" / "generate").glob("*/*") if d.is_dir()]
+    assert len(jobs) == 6, p.stdout[-2000:] + p.stderr[-3000:]
+    assert p.stdout.count("generate local-math-") >= 6
