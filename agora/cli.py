@@ -28,6 +28,8 @@ def rerun_command(stage: str) -> str:
 
 def run_stage(cfg: DictConfig) -> float | None:
     stage = cfg.stage
+    for noisy in ("httpx", "httpcore", "openai", "anthropic"):  # one line per request drowns the progress bar
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if stage not in STAGES:
         raise AgoraError(f"unknown stage {stage!r}; known: {sorted(STAGES)}")
     hc = HydraConfig.get()

@@ -82,9 +82,10 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
     fmt = cfg.prompt_format.name
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
-                 list(g.sampling.stop) if g.sampling.stop else None, cfg.prompt_format.response_format)
+                 list(g.sampling.stop) if g.sampling.stop else None, cfg.prompt_format.response_format,
+                 extra_body=mode.constraint(fmt) if g.constrain else None)
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
-                    "response_format": s.response_format}
+                    "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
     max_requests = int(math.ceil(n * cfg.budget.max_attempts_factor))
     kept: list[dict] = []

@@ -54,7 +54,8 @@ def data_spec(cfg: DictConfig, template_version: int) -> dict:
     g = cfg.generator
     return {
         "generator": {"provider": g.provider, "model": g.model, "base_url": None if g.server else g.base_url,
-                      "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch},
+                      "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch,
+                      "constrain": g.constrain},
         "domain": {"name": cfg.domain.name, "version": cfg.domain.version},
         "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if "domain_mode" in cfg else None,
         "sources": _plain(cfg.domain.sources),

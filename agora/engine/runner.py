@@ -41,6 +41,7 @@ class Sampling:
     max_tokens: int
     stop: list[str] | None
     response_format: str | None
+    extra_body: dict | None = None   # server-specific request fields (a llama.cpp grammar for the embedded model)
 
 
 class CapReached(Exception):
@@ -62,7 +63,8 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
             return Result(req, None, error="not sent: dollar cap reached")
         try:
             c = await client.complete(req.messages, temperature=s.temperature, top_p=s.top_p,
-                                      max_tokens=s.max_tokens, stop=s.stop, response_format=s.response_format)
+                                      max_tokens=s.max_tokens, stop=s.stop, response_format=s.response_format,
+                                      extra_body=s.extra_body)
         except PermanentError as e:
             ledger.totals.failed += 1
             return Result(req, None, error=str(e))

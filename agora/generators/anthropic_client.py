@@ -16,7 +16,8 @@ class AnthropicClient:
         self.sdk = anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key or "not-needed",
                                             max_retries=max_retries, timeout=timeout_s)
 
-    async def complete(self, messages, *, temperature, top_p, max_tokens, stop, response_format) -> Completion:
+    async def complete(self, messages, *, temperature, top_p, max_tokens, stop, response_format,
+                       extra_body=None) -> Completion:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         chat = [m for m in messages if m["role"] != "system"]
         kw = {"system": system} if system else {}
@@ -24,7 +25,7 @@ class AnthropicClient:
         try:
             raw = await self.sdk.messages.with_raw_response.create(
                 model=self.model, messages=chat, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                stop_sequences=stop or anthropic.NOT_GIVEN, **kw)
+                stop_sequences=stop or anthropic.NOT_GIVEN, extra_body=extra_body, **kw)
         except (anthropic.BadRequestError, anthropic.AuthenticationError, anthropic.PermissionDeniedError,
                 anthropic.NotFoundError, anthropic.UnprocessableEntityError) as e:
             raise PermanentError(f"{type(e).__name__}: {e}") from e

@@ -19,8 +19,11 @@ class OpenAIClient:
         self.sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=max_retries,
                                       timeout=timeout_s, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
 
-    async def complete(self, messages, *, temperature, top_p, max_tokens, stop, response_format) -> Completion:
+    async def complete(self, messages, *, temperature, top_p, max_tokens, stop, response_format,
+                       extra_body=None) -> Completion:
         kw = {"response_format": {"type": response_format}} if response_format else {}
+        if extra_body:
+            kw["extra_body"] = extra_body
         t0 = time.perf_counter()
         try:
             raw = await self.sdk.chat.completions.with_raw_response.create(

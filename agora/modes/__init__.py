@@ -59,6 +59,23 @@ def get_mode(name: str) -> ModuleType:
     return known[name]
 
 
+# Constrained decoding for servers that take a llama.cpp grammar (the embedded 135M generator cannot keep the
+# meta-prompt's format on its own). Paid APIs never get these: the option `generator.constrain: false`.
+GBNF_TEXT = r"""text ::= line ("\n" line){0,4}
+line ::= [^\n\[]{1,120}
+answer ::= [^\n\[\]]{1,30}
+result ::= "\n[RESULT] " answer " [/RESULT]"
+"""
+
+
+def gbnf(root: str) -> str:
+    return f"root ::= {root}\n{GBNF_TEXT}"
+
+
+def json_schema(keys: tuple[str, ...]) -> dict:
+    return {"type": "object", "properties": {k: {"type": "string"} for k in keys}, "required": list(keys)}
+
+
 def cut_end(text: str) -> str:
     """The reply up to the [END] marker (servers that ignore `stop` still get cut)."""
     return text.split("[END]", 1)[0].strip()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, parse_json_object
+from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_schema, parse_json_object
 
 FORMAT_INSTRUCTIONS = {
     "free_form": "Write the new problem after `INPUT:`, its solution after `OUTPUT:`, and then write [END], "
@@ -40,15 +41,20 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], meta
 
 
+def constraint(fmt: str) -> dict:
+    """Request fields that make a llama.cpp server keep this mode's output format."""
+    if fmt == "json":
+        return {"response_format": {"type": "json_object", "schema": json_schema(("input", "output"))}}
+    return {"grammar": gbnf('"INPUT: " text "\\nOUTPUT: " text result')}
+
+
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
     if fmt == "json":
         return parse_json_object(text, ("input", "output"))
-    body = cut_end(text)
-    if body.startswith("INPUT:"):
-        body = body[len("INPUT:"):]
-    if "OUTPUT:" not in body:
+    body = re.sub(r"^\s*INPUT:", "", cut_end(text), flags=re.I)
+    parts = re.split(r"^\s*OUTPUT:", body, maxsplit=1, flags=re.I | re.M)
+    if len(parts) < 2:
         raise ParseError("no_output_marker")
-    q, _, s = body.partition("OUTPUT:")
-    if "INPUT:" in s:  # the model went on to a second example
-        s = s.split("INPUT:", 1)[0]
+    q, s = parts
+    s = re.split(r"^\s*INPUT:", s, maxsplit=1, flags=re.I | re.M)[0]  # the model went on to a second example
     return q.strip(), s.strip()

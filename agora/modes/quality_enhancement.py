@@ -1,7 +1,9 @@
 """Quality enhancement (QE): a given question-answer pair rewritten into a better one (WebInstruct in the paper)."""
 from __future__ import annotations
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, parse_json_object
+import re
+
+from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_schema, parse_json_object
 
 FORMAT_INSTRUCTIONS = {
     "free_form": "Write `Revised Question:` followed by the revised question, then `Revised Answer:` followed by "
@@ -21,13 +23,19 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], {"seed_id": row["id"]}
 
 
+def constraint(fmt: str) -> dict:
+    """Request fields that make a llama.cpp server keep this mode's output format."""
+    if fmt == "json":
+        return {"response_format": {"type": "json_object",
+                                    "schema": json_schema(("revised_question", "revised_answer"))}}
+    return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " text result')}
+
+
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
     if fmt == "json":
         return parse_json_object(text, ("revised_question", "revised_answer"))
-    body = cut_end(text)
-    if body.startswith("Revised Question:"):
-        body = body[len("Revised Question:"):]
-    if "Revised Answer:" not in body:
+    body = re.sub(r"^\s*Revised Question:", "", cut_end(text), flags=re.I)
+    parts = re.split(r"Revised Answer:", body, maxsplit=1, flags=re.I)
+    if len(parts) < 2:
         raise ParseError("no_revised_answer")
-    q, _, a = body.partition("Revised Answer:")
-    return q.strip(), a.strip()
+    return parts[0].strip(), parts[1].strip()

@@ -1,7 +1,7 @@
 """Response generation (RG): an answer for each given instruction (Magpie prompts in the paper)."""
 from __future__ import annotations
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, parse_json_object
+from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_schema, parse_json_object
 
 FORMAT_INSTRUCTIONS = {
     "free_form": "Write the response after `OUTPUT:`, then write [END].",
@@ -16,6 +16,13 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt], demonstrations=shown)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], \
         {"seed_id": row["id"], "instruction": row["question"]}
+
+
+def constraint(fmt: str) -> dict:
+    """Request fields that make a llama.cpp server keep this mode's output format."""
+    if fmt == "json":
+        return {"response_format": {"type": "json_object", "schema": json_schema(("output",))}}
+    return {"grammar": gbnf("text result")}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
