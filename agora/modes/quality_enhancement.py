@@ -27,7 +27,7 @@ def constraint(fmt: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
         return {"response_format": {"type": "json_object",
-                                    "schema": json_schema(("revised_question", "revised_answer"))}}
+                                    "schema": json_schema(("revised_question", "revised_answer"), "revised_answer")}}
     return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " text result')}
 
 

@@ -21,7 +21,7 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
 def constraint(fmt: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return {"response_format": {"type": "json_object", "schema": json_schema(("output",))}}
+        return {"response_format": {"type": "json_object", "schema": json_schema(("output",), "output")}}
     return {"grammar": gbnf("text result")}
 
 
