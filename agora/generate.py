@@ -22,7 +22,7 @@ from agora import AgoraError
 from agora.domains import get_domain
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
-from agora.engine.runner import CapReached, Request, Sampling, run_requests
+from agora.engine.runner import CapReached, Limits, Request, Sampling, run_requests
 from agora.generators import make_client, require_key
 from agora.generators.local_server import llama_cpp_server, packaged_file
 from agora.modes import ParseError, get_mode, load_template
@@ -88,6 +88,9 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                     "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
     max_requests = int(math.ceil(n * cfg.budget.max_attempts_factor))
+    lim = g.limits
+    limits = Limits(concurrency=lim.concurrency, rpm=lim.rpm, tpm=lim.tpm, max_retries=lim.max_retries,
+                    backoff_base_s=lim.backoff_base_s, backoff_max_s=lim.backoff_max_s)
     kept: list[dict] = []
     dropped: list[dict] = []
     client = make_client(g.provider, **client_kw)
@@ -107,7 +110,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                 key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages,
                                   sampling=sampling_key, replicate=j)
                 reqs.append(Request(key, messages, {"index": j, **meta}))
-            results = await run_requests(client, reqs, s, cache=cache, ledger=ledger, concurrency=g.limits.concurrency,
+            results = await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits,
                                          desc=f"generate round {rnd}")
             for r in results:
                 idx = r.request.meta["index"]
@@ -172,8 +175,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
             base_url = stack.enter_context(llama_cpp_server(
                 gguf, n_ctx=g.server.n_ctx, n_threads=g.server.n_threads,
                 startup_timeout_s=g.server.startup_timeout_s, log_path=_run_dir() / "llama_server.log"))
-        client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, max_retries=g.limits.max_retries,
-                         timeout_s=g.limits.timeout_s, concurrency=g.limits.concurrency)
+        client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, timeout_s=g.limits.timeout_s,
+                         concurrency=g.limits.concurrency)
         try:
             kept_all, dropped = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
                                                   cache=cache, template=template))
@@ -194,6 +197,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     summary = {"kept": len(rows), "target": n, "dropped": len(dropped), "surplus": len(surplus), "failed": t.failed,
                "requests": t.requests, "sent": t.sent, "cached": t.cached, "cost_usd": round(t.cost_usd, 6),
                "input_tokens": t.input_tokens, "output_tokens": t.output_tokens, "retries": t.retries,
+               "transient_errors": sum(t.errors.values()),
                "seconds": round(seconds, 2), "keep_rate": round(len(rows) / max(len(rows) + len(dropped), 1), 4),
                "cost_per_kept_usd": round(t.cost_usd / max(len(rows), 1), 8)}
     for reason, count in sorted(reasons.items()):

@@ -40,6 +40,7 @@ class Totals:
     failed: int = 0            # gave up after retries, or a permanent error
     retries: int = 0
     latency_s: float = 0.0
+    errors: dict = field(default_factory=dict)   # transient errors seen, by kind (each retried or counted failed)
 
 
 @dataclass

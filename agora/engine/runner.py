@@ -1,20 +1,26 @@
 """Send a list of chat requests through any `ChatClient`: bounded concurrency, cache first, cap enforced.
 
 Each finished request is appended to the durable cache before anything else happens to it, so a kill
-at any point loses at most the requests in flight. Failures are counted and returned, never dropped.
+at any point loses at most the requests in flight. Transient failures (429, 5xx, timeouts, resets, torn
+bodies) are retried with exponential backoff and full jitter, waiting at least what `retry-after` asks;
+a 429 also pauses every sender, so a rate limit slows the run instead of failing it. Permanent errors
+are recorded once. Failures are counted and returned, never dropped.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
+
+from aiolimiter import AsyncLimiter
 
 from tqdm.auto import tqdm
 
 from agora.engine.cache import RequestCache
 from agora.engine.ledger import Ledger
-from agora.generators.client import ChatClient, PermanentError
+from agora.generators.client import ChatClient, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -44,37 +50,92 @@ class Sampling:
     extra_body: dict | None = None   # server-specific request fields (a llama.cpp grammar for the embedded model)
 
 
+@dataclass(frozen=True)
+class Limits:
+    concurrency: int
+    rpm: int | None = None
+    tpm: int | None = None
+    max_retries: int = 8
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+
+class _Flow:
+    """Shared flow control for one run: the concurrency bound, RPM/TPM buckets, and a pause after a 429."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.sem = asyncio.Semaphore(limits.concurrency)
+        self.rpm = AsyncLimiter(limits.rpm, 60) if limits.rpm else None
+        self.tpm = AsyncLimiter(limits.tpm, 60) if limits.tpm else None
+        self.resume_at = 0.0
+        self.stop = asyncio.Event()
+
+    async def admit(self, tokens: int) -> None:
+        delay = self.resume_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self.rpm:
+            await self.rpm.acquire()
+        if self.tpm:
+            await self.tpm.acquire(min(tokens, self.limits.tpm))
+
+    def backoff(self, attempt: int, err: TransientError) -> float:
+        wait = random.uniform(0, min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2 ** attempt))
+        if err.retry_after is not None:
+            wait = max(wait, err.retry_after)
+        if err.rate_limited:  # everyone waits, not just this request
+            self.resume_at = max(self.resume_at, time.monotonic() + wait)
+        return wait
+
+
+CAP_MESSAGE = "not sent: dollar cap reached"
+
+
 class CapReached(Exception):
     """The next request could carry spend past budget.max_usd; the run stops, resumable."""
 
 
 async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCache, ledger: Ledger,
-               sem: asyncio.Semaphore, stop: asyncio.Event) -> Result:
+               flow: _Flow) -> Result:
     hit = cache.get(req.key)
     if hit is not None:
         ledger.record(hit, cached=True)
         return Result(req, hit, cached=True)
-    async with sem:
-        if stop.is_set():
-            return Result(req, None, error="not sent: dollar cap reached")
-        worst = ledger.worst_case(sum(len(m["content"]) for m in req.messages), s.max_tokens)
-        if not ledger.reserve(worst):
-            stop.set()
-            return Result(req, None, error="not sent: dollar cap reached")
-        try:
-            c = await client.complete(req.messages, temperature=s.temperature, top_p=s.top_p,
-                                      max_tokens=s.max_tokens, stop=s.stop, response_format=s.response_format,
-                                      extra_body=s.extra_body)
-        except PermanentError as e:
-            ledger.totals.failed += 1
-            return Result(req, None, error=str(e))
-        except Exception as e:  # retries are exhausted inside the SDK
-            ledger.totals.failed += 1
-            return Result(req, None, error=f"{type(e).__name__}: {e}")
-        finally:
-            ledger.release(worst)
+    prompt_chars = sum(len(m["content"]) for m in req.messages)
+    retries = 0
+    async with flow.sem:
+        while True:
+            if flow.stop.is_set():
+                return Result(req, None, error=CAP_MESSAGE)
+            worst = ledger.worst_case(prompt_chars, s.max_tokens)
+            if not ledger.reserve(worst):
+                flow.stop.set()
+                return Result(req, None, error=CAP_MESSAGE)
+            try:
+                await flow.admit(prompt_chars // 3 + s.max_tokens)
+                c = await client.complete(req.messages, temperature=s.temperature, top_p=s.top_p,
+                                          max_tokens=s.max_tokens, stop=s.stop, response_format=s.response_format,
+                                          extra_body=s.extra_body)
+                break
+            except PermanentError as e:
+                ledger.totals.failed += 1
+                return Result(req, None, error=f"permanent: {e}")
+            except TransientError as e:
+                kind = str(e).split(":")[0]
+                ledger.totals.errors[kind] = ledger.totals.errors.get(kind, 0) + 1
+                if retries >= flow.limits.max_retries:
+                    ledger.totals.failed += 1
+                    ledger.totals.retries += retries
+                    return Result(req, None, error=f"gave up after {retries} retries: {e}")
+                wait = flow.backoff(retries, e)
+                retries += 1
+                log.debug("retry %d of %s in %.2f s: %s", retries, req.key[:8], wait, e)
+            finally:
+                ledger.release(worst)
+            await asyncio.sleep(wait)
     rec = {"key": req.key, "text": c.text, "finish_reason": c.finish_reason, "input_tokens": c.input_tokens,
-           "output_tokens": c.output_tokens, "latency_s": round(c.latency_s, 4), "retries": c.retries,
+           "output_tokens": c.output_tokens, "latency_s": round(c.latency_s, 4), "retries": retries,
            "ts": time.time()}
     rec["cost_usd"] = ledger.record(rec, cached=False)
     cache.put(rec)
@@ -82,11 +143,11 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
 
 
 async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: RequestCache, ledger: Ledger,
-               concurrency: int, desc: str) -> list[Result]:
-    sem, stop = asyncio.Semaphore(concurrency), asyncio.Event()
+               limits: Limits, desc: str) -> list[Result]:
+    flow = _Flow(limits)
     t0 = time.perf_counter()
     bar = tqdm(total=len(requests), desc=desc, unit="req", dynamic_ncols=True)
-    tasks = [asyncio.create_task(_one(client, r, s, cache, ledger, sem, stop)) for r in requests]
+    tasks = [asyncio.create_task(_one(client, r, s, cache, ledger, flow)) for r in requests]
     try:
         for fut in asyncio.as_completed(tasks):
             await fut
@@ -100,9 +161,9 @@ async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: 
 
 
 async def run_requests(client: ChatClient, requests: list[Request], sampling: Sampling, *, cache: RequestCache,
-                       ledger: Ledger, concurrency: int, desc: str = "generate") -> list[Result]:
+                       ledger: Ledger, limits: Limits, desc: str = "generate") -> list[Result]:
     """Results in request order. Raises CapReached when the cap stopped any request from being sent."""
-    results = await _run(client, requests, sampling, cache, ledger, concurrency, desc)
-    if any(r.error == "not sent: dollar cap reached" for r in results):
+    results = await _run(client, requests, sampling, cache, ledger, limits, desc)
+    if any(r.error == CAP_MESSAGE for r in results):
         raise CapReached(f"spent ${ledger.totals.cost_usd:.4f} of budget.max_usd=${ledger.max_usd}")
     return results

@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 
 from agora import AgoraError
-from agora.generators.client import ChatClient, Completion, PermanentError
+from agora.generators.client import ChatClient, Completion, PermanentError, TransientError
 
-__all__ = ["ChatClient", "Completion", "PermanentError", "make_client", "require_key", "PROVIDERS"]
+__all__ = ["ChatClient", "Completion", "PermanentError", "TransientError", "make_client", "require_key", "PROVIDERS"]
 PROVIDERS = ("openai", "anthropic")
 
 
@@ -22,15 +22,14 @@ def require_key(api_key_env: str | None, generator: str) -> str | None:
 
 
 def make_client(provider: str, *, model: str, base_url: str | None, api_key: str | None,
-                max_retries: int, timeout_s: float, concurrency: int) -> ChatClient:
+                timeout_s: float, concurrency: int) -> ChatClient:
     if provider == "openai":
         from agora.generators.openai_client import OpenAIClient
 
-        return OpenAIClient(model=model, base_url=base_url, api_key=api_key, max_retries=max_retries,
-                            timeout_s=timeout_s, concurrency=concurrency)
+        return OpenAIClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
+                            concurrency=concurrency)
     if provider == "anthropic":
         from agora.generators.anthropic_client import AnthropicClient
 
-        return AnthropicClient(model=model, base_url=base_url, api_key=api_key, max_retries=max_retries,
-                               timeout_s=timeout_s)
+        return AnthropicClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s)
     raise AgoraError(f"unknown generator.provider {provider!r}; known: {list(PROVIDERS)}")

