@@ -97,11 +97,12 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     i, rnd = 0, 0
     try:
         while len(kept) < n and i < max_requests:
-            need = n - len(kept)
-            rate = len(kept) / i if i else 1.0
-            size = need if i else (math.ceil(n / 4) if cfg.mode.name == "instance_generation" and n >= 8 else n)
-            if i:
-                size = math.ceil(need / max(rate, 1 / cfg.budget.max_attempts_factor))
+            # Round 0 of IG is a quarter of the target, so later rounds have generations to show as demos;
+            # later rounds ask for what is missing, scaled by the keep rate so far.
+            if i == 0:
+                size = math.ceil(n / 4) if cfg.mode.name == "instance_generation" and n >= 8 else n
+            else:
+                size = math.ceil((n - len(kept)) / max(len(kept) / i, 1 / cfg.budget.max_attempts_factor))
             size = min(size, max_requests - i)
             reqs = []
             for j in range(i, i + size):
