@@ -51,6 +51,9 @@ def test_default_cell_prints_pgr(e2e):
     assert sum(manifest["drop_reasons"].values()) == s["dropped"]
     assert len((data.parent / "dropped.jsonl").read_text().splitlines()) == s["dropped"]
     assert s["cost_usd"] == 0.0 and s["output_tokens"] > 0
+    assert "evaluate: sweep report" in out
+    cells = (store / "report" / "cells.csv").read_text().splitlines()
+    assert cells[0].startswith("generator,") and any(c.startswith("local,math,instance_generation") for c in cells)
     student = next((store / "students").rglob("model/config.json"))
     assert (student.parent / "model.safetensors").exists()
 

@@ -11,6 +11,7 @@ import logging
 from omegaconf import DictConfig
 
 from agora import AgoraError
+from agora.metrics import report
 from agora.store import Cell, Store, digest, eval_spec, train_spec, write_jsonl
 from agora.tracking import Tracker
 
@@ -102,6 +103,12 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     metrics["gen/cost_usd"] = gen["cost_usd"]
     tracker.summary(metrics)
     tracker.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    mean = {who: sum(per_bench[b][who] for b in names) / len(names) for who in scores}
+    report.record(store.root, student_out.name + "-" + cfg.reference.name,
+                  {**cell.__dict__, "pgr": agg["mean_of_pgrs"], "cost_usd": gen["cost_usd"], "kept": gen["kept"],
+                   "reference_kind": cfg.reference.name, **mean})
+    table, plot = report.build(store.root)
+    print(f"evaluate: sweep report {table}" + (f" and {plot}" if plot else " (no defined PGR to plot yet)"))
     for b in names:
         p = agg["per_benchmark"][b]
         s = per_bench[b]
