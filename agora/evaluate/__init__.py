@@ -60,7 +60,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
     data = cfg.budget.data
     src = data_dir(cfg, store)
-    data_key = json.loads((src / "manifest.json").read_text())["key"]
+    data_manifest = json.loads((src / "manifest.json").read_text())
+    data_key = data_manifest["key"]
     student_out = store.student_dir(cell, digest({"data_key": data_key, **train_spec(cfg)}))
     if not store.exists(student_out):
         raise AgoraError(f"no trained student for cell {cell.name} (looked in {student_out}); make it with: "
@@ -99,7 +100,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     metrics[f"pgr/{d}"] = agg["mean_of_pgrs"]                 # mean of per-benchmark PGRs
     metrics[f"pgr/{d}_pgr_of_means"] = agg["pgr_of_means"]    # PGR of the mean scores
     metrics["pgr/undefined"] = ",".join(agg["undefined"])
-    gen = json.loads((src / "manifest.json").read_text())["summary"]
+    gen = data_manifest["summary"]
     metrics["gen/cost_usd"] = gen["cost_usd"]
     tracker.summary(metrics)
     tracker.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))})

