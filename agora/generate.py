@@ -22,7 +22,7 @@ from agora import AgoraError
 from agora.domains import get_domain
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
-from agora.engine.runner import CapReached, Limits, Request, Sampling, run_requests
+from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, run_requests
 from agora.generators import make_client, require_key
 from agora.generators.local_server import llama_cpp_server, packaged_file
 from agora.modes import ParseError, get_mode, load_template
@@ -78,7 +78,8 @@ def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, 
 
 
 async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: int, ledger: Ledger,
-                    cache: RequestCache, template) -> tuple[list[dict], list[dict]]:
+                    cache: RequestCache, template) -> tuple[list[dict], list[dict], dict]:
+    """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
     fmt = cfg.prompt_format.name
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
@@ -87,22 +88,31 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
-    max_requests = int(math.ceil(n * cfg.budget.max_attempts_factor))
+    factor = cfg.budget.max_attempts_factor
     lim = g.limits
     limits = Limits(concurrency=lim.concurrency, rpm=lim.rpm, tpm=lim.tpm, max_retries=lim.max_retries,
                     backoff_base_s=lim.backoff_base_s, backoff_max_s=lim.backoff_max_s)
+    # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
+    # kept example after every round; rounds are an eighth of the target so the estimate is refined early.
+    usd = cfg.budget.usd if cfg.budget.n is None else None
+    target, max_requests = n, int(math.ceil(n * factor))
+    plan = {"estimated_n": n, "target": n, "cost_per_kept_usd": None, "stopped_at_cap": False}
     kept: list[dict] = []
     dropped: list[dict] = []
     client = make_client(g.provider, **client_kw)
+    send = _sender(cfg, client, s, cache, ledger, limits)
+    progress = Progress(ledger, f"generate {g.name}")
     i, rnd = 0, 0
     try:
-        while len(kept) < n and i < max_requests:
+        while len(kept) < target and i < max_requests:
             # Round 0 of IG is a quarter of the target, so later rounds have generations to show as demos;
             # later rounds ask for what is missing, scaled by the keep rate so far.
             if i == 0:
-                size = math.ceil(n / 4) if cfg.mode.name == "instance_generation" and n >= 8 else n
+                size = math.ceil(target / 4) if cfg.mode.name == "instance_generation" and target >= 8 else target
             else:
-                size = math.ceil((n - len(kept)) / max(len(kept) / i, 1 / cfg.budget.max_attempts_factor))
+                size = math.ceil((target - len(kept)) / max(len(kept) / i, 1 / factor))
+            if usd is not None:
+                size = min(size, max(16, math.ceil(target / 8)))
             size = min(size, max_requests - i)
             reqs = []
             for j in range(i, i + size):
@@ -111,34 +121,70 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                 key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages,
                                   sampling=sampling_key, replicate=j)
                 reqs.append(Request(key, messages, {"index": j, **meta}))
-            results = await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits,
-                                         desc=f"generate round {rnd}")
+            try:
+                results = await send(reqs, progress)
+            except CapReached as e:
+                if usd is None:
+                    raise
+                results, plan["stopped_at_cap"] = e.results, True   # the dollar budget is spent: done
             for r in results:
-                idx = r.request.meta["index"]
-                base = {"index": idx, "request_key": r.request.key}
-                if r.record is None:
-                    dropped.append({**base, "reason": "request_failed", "error": r.error})
-                    continue
-                text = r.record["text"]
-                if r.record["finish_reason"] != "stop":
-                    dropped.append({**base, "reason": f"finish_{r.record['finish_reason']}", "text": text})
-                    continue
-                try:
-                    instruction, response = mode.parse(text, fmt, r.request.meta)
-                except ParseError as e:
-                    dropped.append({**base, "reason": f"parse_{e}", "text": text})
-                    continue
-                why = domain.validate(instruction, response)
-                if why:
-                    dropped.append({**base, "reason": why, "text": text})
-                    continue
-                meta = {k: v for k, v in r.request.meta.items() if k not in ("index", "instruction")}
-                kept.append({"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta})
+                if r.error == CAP_MESSAGE:
+                    continue   # never sent
+                _sort(r, mode, domain, fmt, kept, dropped)
             i += size
             rnd += 1
+            if usd is not None and kept:
+                per_kept = ledger.totals.cost_usd / len(kept)
+                plan["cost_per_kept_usd"] = round(per_kept, 8)
+                if per_kept > 0:
+                    target = len(kept) + int(max(0.0, usd - ledger.totals.cost_usd) / per_kept)
+                    max_requests = int(math.ceil(target * factor))
+                    plan["target"] = target
+            if plan["stopped_at_cap"]:
+                break
     finally:
+        progress.close()
         await client.aclose()
-    return kept, dropped
+    return kept, dropped, plan
+
+
+def _sort(r, mode, domain, fmt: str, kept: list[dict], dropped: list[dict]) -> None:
+    """Keep a finished request's example, or drop it with its reason."""
+    idx = r.request.meta["index"]
+    base = {"index": idx, "request_key": r.request.key}
+    if r.record is None:
+        dropped.append({**base, "reason": "request_failed", "error": r.error})
+        return
+    text = r.record["text"]
+    if r.record["finish_reason"] != "stop":
+        dropped.append({**base, "reason": f"finish_{r.record['finish_reason']}", "text": text})
+        return
+    try:
+        instruction, response = mode.parse(text, fmt, r.request.meta)
+    except ParseError as e:
+        dropped.append({**base, "reason": f"parse_{e}", "text": text})
+        return
+    why = domain.validate(instruction, response)
+    if why:
+        dropped.append({**base, "reason": why, "text": text})
+        return
+    meta = {k: v for k, v in r.request.meta.items() if k not in ("index", "instruction")}
+    kept.append({"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta})
+
+
+def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: Ledger, limits: Limits):
+    """How a round is sent: live requests through the engine, or the provider's batch API."""
+    if cfg.generator.batch:
+        from agora.engine.batch import run_batch
+
+        async def batch(reqs, progress):
+            return await run_batch(client, reqs, s, cache=cache, ledger=ledger, progress=progress,
+                                   poll_s=cfg.generator.batch_poll_s, max_resubmits=cfg.generator.limits.max_retries)
+        return batch
+
+    async def live(reqs, progress):
+        return await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits, progress=progress)
+    return live
 
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
@@ -160,6 +206,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
 
     g = cfg.generator
     price = Price.from_table(OmegaConf.to_container(g.price_usd_per_mtok), g.name)
+    if g.batch and price.batch_discount is None:
+        raise AgoraError(f"generator={g.name} has no batch API price (generator.price_usd_per_mtok.batch_discount "
+                         "is null); batch=true works with OpenAI and Anthropic")
     api_key = require_key(g.api_key_env, g.name)  # before anything is spent
     seeds, overlap = load_seeds(cfg)
     n, plan = plan_volume(cfg, price, seeds)
@@ -177,9 +226,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                 gguf, n_ctx=g.server.n_ctx, n_threads=g.server.n_threads,
                 startup_timeout_s=g.server.startup_timeout_s, log_path=_run_dir() / "llama_server.log"))
         client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, timeout_s=g.limits.timeout_s,
-                         concurrency=g.limits.concurrency)
+                         concurrency=g.limits.concurrency, transport=g.transport)
         try:
-            kept_all, dropped = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
+            kept_all, dropped, plan = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
                                                   cache=cache, template=template))
         except CapReached as e:
             raise AgoraError(f"stopped at the dollar cap: {e}. Finished requests are cached; rerun with a "
@@ -191,6 +240,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
                 "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
     # The last round may overshoot the target: the surplus is kept aside in surplus.jsonl, not lost.
+    n = plan["target"]
     rows = [{**r, **versions} for r in kept_all[:n]]
     surplus = [{**r, **versions} for r in kept_all[n:]]
     reasons = Counter(d["reason"] for d in dropped)
@@ -200,7 +250,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                "input_tokens": t.input_tokens, "output_tokens": t.output_tokens, "retries": t.retries,
                "transient_errors": sum(t.errors.values()),
                "seconds": round(seconds, 2), "keep_rate": round(len(rows) / max(len(rows) + len(dropped), 1), 4),
-               "cost_per_kept_usd": round(t.cost_usd / max(len(rows), 1), 8)}
+               "cost_per_kept_usd": round(t.cost_usd / max(len(rows), 1), 8), "estimated_n": plan["estimated_n"],
+               "stopped_at_cap": plan["stopped_at_cap"], "batch": bool(g.batch)}
     for reason, count in sorted(reasons.items()):
         log.info("dropped %d: %s", count, reason)
     with store.write(out, {"spec": spec, "key": key, "cell": cell.__dict__, "summary": summary,

@@ -1,13 +1,17 @@
-"""A durable, append-only request cache: one JSON line per finished request, fsynced as it lands.
+"""A durable, append-only request cache: one JSON line per finished request, written as it lands.
 
-After a crash or kill the same command reads it back and pays for nothing twice. A torn last line
-(the process died mid-write) is cut off on open, so appends stay well-formed.
+After a crash or kill the same command reads it back and pays for nothing twice. Each record goes to
+the kernel with one unbuffered `os.write` the moment its response lands, so a SIGKILL loses nothing
+that finished; `fsync` runs at most every `fsync_interval_s` (and on close), so a power loss costs at
+most that much. An fsync per line cost more than the rest of the request path together at 1,000 req/s.
+A torn last line (the process died mid-write) is cut off on open, so appends stay well-formed.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from agora.store import digest
@@ -22,13 +26,15 @@ def request_key(*, endpoint: str, model: str, messages: list[dict], sampling: di
 
 
 class RequestCache:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fsync_interval_s: float = 0.5):
         self.path = path
+        self.fsync_interval_s = fsync_interval_s
+        self._synced_at = time.monotonic()
         self.records: dict[str, dict] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             self._load()
-        self._f = open(path, "a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _load(self) -> None:
         data = self.path.read_bytes()
@@ -52,10 +58,17 @@ class RequestCache:
         return self.records.get(key)
 
     def put(self, record: dict) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        while data:
+            data = data[os.write(self._fd, data):]
         self.records[record["key"]] = record
+        now = time.monotonic()
+        if now - self._synced_at >= self.fsync_interval_s:
+            os.fsync(self._fd)
+            self._synced_at = now
 
     def close(self) -> None:
-        self._f.close()
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1

@@ -17,16 +17,24 @@ class Price:
     input_per_mtok: float
     output_per_mtok: float
     as_of: str
+    batch_discount: float | None = None   # 0.5: the provider's batch API charges half; None: no batch API
 
     @classmethod
     def from_table(cls, table: dict | None, generator: str) -> "Price":
         if not table or table.get("input") is None or table.get("output") is None:
             raise AgoraError(f"generator={generator} has no price; set generator.price_usd_per_mtok.input/output "
                              "(USD per 1M tokens; 0 for a self-hosted server)")
-        return cls(float(table["input"]), float(table["output"]), str(table.get("as_of")))
+        discount = table.get("batch_discount")
+        return cls(float(table["input"]), float(table["output"]), str(table.get("as_of")),
+                   None if discount is None else float(discount))
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+    def cost(self, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
+        usd = (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+        if batch:
+            if self.batch_discount is None:
+                raise AgoraError("a batch result was priced, but the price table has no batch_discount")
+            usd *= 1.0 - self.batch_discount
+        return usd
 
 
 @dataclass
@@ -50,8 +58,8 @@ class Ledger:
     totals: Totals = field(default_factory=Totals)
     reserved_usd: float = 0.0
 
-    def worst_case(self, prompt_chars: int, max_tokens: int) -> float:
-        return self.price.cost(prompt_chars, max_tokens)
+    def worst_case(self, prompt_chars: int, max_tokens: int, batch: bool = False) -> float:
+        return self.price.cost(prompt_chars, max_tokens, batch)
 
     def reserve(self, usd: float) -> bool:
         """Hold `usd` against the cap; False when that could cross it (the caller stops sending)."""
@@ -65,7 +73,7 @@ class Ledger:
 
     def record(self, rec: dict, *, cached: bool) -> float:
         """Account for one finished request (a cache record); returns its cost."""
-        cost = self.price.cost(rec["input_tokens"], rec["output_tokens"])
+        cost = self.price.cost(rec["input_tokens"], rec["output_tokens"], rec.get("batch", False))
         t = self.totals
         t.cost_usd += cost
         t.input_tokens += rec["input_tokens"]

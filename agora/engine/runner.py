@@ -60,14 +60,20 @@ class Limits:
     backoff_max_s: float = 60.0
 
 
+def per_minute_bucket(per_minute: float) -> AsyncLimiter:
+    """A leaky bucket holding one second's worth, not a minute's: a fresh minute-sized bucket would let
+    a whole minute's quota out at once, and the provider's own bucket answers such a burst with 429s."""
+    per_s = per_minute / 60.0
+    return AsyncLimiter(per_s, 1.0) if per_s >= 1 else AsyncLimiter(1, 1.0 / per_s)
+
+
 class _Flow:
-    """Shared flow control for one run: the concurrency bound, RPM/TPM buckets, and a pause after a 429."""
+    """Shared flow control for one run: RPM/TPM buckets, backoff, and a pause for everyone after a 429."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self.sem = asyncio.Semaphore(limits.concurrency)
-        self.rpm = AsyncLimiter(limits.rpm, 60) if limits.rpm else None
-        self.tpm = AsyncLimiter(limits.tpm, 60) if limits.tpm else None
+        self.rpm = per_minute_bucket(limits.rpm) if limits.rpm else None
+        self.tpm = per_minute_bucket(limits.tpm) if limits.tpm else None
         self.resume_at = 0.0
         self.stop = asyncio.Event()
 
@@ -78,7 +84,7 @@ class _Flow:
         if self.rpm:
             await self.rpm.acquire()
         if self.tpm:
-            await self.tpm.acquire(min(tokens, self.limits.tpm))
+            await self.tpm.acquire(min(tokens, self.tpm.max_rate))
 
     def backoff(self, attempt: int, err: TransientError) -> float:
         wait = random.uniform(0, min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2 ** attempt))
@@ -89,11 +95,46 @@ class _Flow:
         return wait
 
 
+class Progress:
+    """One bar per cell across its rounds: requests done/total, $ spent, tokens/s out, failures, and ETA."""
+
+    def __init__(self, ledger: Ledger, desc: str, total: int = 0):
+        self.ledger = ledger
+        self.bar = tqdm(total=total, desc=desc, unit="req", dynamic_ncols=True, mininterval=0.5)
+        self.t0 = time.monotonic()
+        self.sent_tokens = 0
+        self._shown = 0.0
+
+    def add(self, n: int) -> None:
+        self.bar.total = (self.bar.total or 0) + n
+        self.bar.refresh()
+
+    def step(self, record: dict | None, cached: bool) -> None:
+        if record is not None and not cached:
+            self.sent_tokens += record["output_tokens"]
+        self.bar.update(1)
+        now = time.monotonic()
+        if now - self._shown >= 0.5:
+            self._shown = now
+            t = self.ledger.totals
+            self.bar.set_postfix_str(f"${t.cost_usd:.4f} {self.sent_tokens / max(now - self.t0, 1e-9):.0f} tok/s "
+                                     f"cached={t.cached} failed={t.failed}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 CAP_MESSAGE = "not sent: dollar cap reached"
 
 
 class CapReached(Exception):
-    """The next request could carry spend past budget.max_usd; the run stops, resumable."""
+    """The next request could carry spend past budget.max_usd; the run stops, resumable.
+
+    `results` holds what did finish (paid for and cached), so a caller can still use it."""
+
+    def __init__(self, message: str, results: list[Result]):
+        super().__init__(message)
+        self.results = results
 
 
 async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCache, ledger: Ledger,
@@ -104,36 +145,36 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
         return Result(req, hit, cached=True)
     prompt_chars = sum(len(m["content"]) for m in req.messages)
     retries = 0
-    async with flow.sem:
-        while True:
-            if flow.stop.is_set():
-                return Result(req, None, error=CAP_MESSAGE)
-            worst = ledger.worst_case(prompt_chars, s.max_tokens)
-            if not ledger.reserve(worst):
-                flow.stop.set()
-                return Result(req, None, error=CAP_MESSAGE)
-            try:
-                await flow.admit(prompt_chars // 3 + s.max_tokens)
-                c = await client.complete(req.messages, temperature=s.temperature, top_p=s.top_p,
-                                          max_tokens=s.max_tokens, stop=s.stop, response_format=s.response_format,
-                                          extra_body=s.extra_body)
-                break
-            except PermanentError as e:
+    # The worker that took this request carries it from its first try to its last retry.
+    while True:
+        if flow.stop.is_set():
+            return Result(req, None, error=CAP_MESSAGE)
+        worst = ledger.worst_case(prompt_chars, s.max_tokens)
+        if not ledger.reserve(worst):
+            flow.stop.set()
+            return Result(req, None, error=CAP_MESSAGE)
+        try:
+            await flow.admit(prompt_chars // 3 + s.max_tokens)
+            c = await client.complete(req.messages, temperature=s.temperature, top_p=s.top_p,
+                                      max_tokens=s.max_tokens, stop=s.stop, response_format=s.response_format,
+                                      extra_body=s.extra_body)
+            break
+        except PermanentError as e:
+            ledger.totals.failed += 1
+            return Result(req, None, error=f"permanent: {e}")
+        except TransientError as e:
+            kind = str(e).split(":")[0]
+            ledger.totals.errors[kind] = ledger.totals.errors.get(kind, 0) + 1
+            if retries >= flow.limits.max_retries:
                 ledger.totals.failed += 1
-                return Result(req, None, error=f"permanent: {e}")
-            except TransientError as e:
-                kind = str(e).split(":")[0]
-                ledger.totals.errors[kind] = ledger.totals.errors.get(kind, 0) + 1
-                if retries >= flow.limits.max_retries:
-                    ledger.totals.failed += 1
-                    ledger.totals.retries += retries
-                    return Result(req, None, error=f"gave up after {retries} retries: {e}")
-                wait = flow.backoff(retries, e)
-                retries += 1
-                log.debug("retry %d of %s in %.2f s: %s", retries, req.key[:8], wait, e)
-            finally:
-                ledger.release(worst)
-            await asyncio.sleep(wait)
+                ledger.totals.retries += retries
+                return Result(req, None, error=f"gave up after {retries} retries: {e}")
+            wait = flow.backoff(retries, e)
+            retries += 1
+            log.debug("retry %d of %s in %.2f s: %s", retries, req.key[:8], wait, e)
+        finally:
+            ledger.release(worst)
+        await asyncio.sleep(wait)
     rec = {"key": req.key, "text": c.text, "finish_reason": c.finish_reason, "input_tokens": c.input_tokens,
            "output_tokens": c.output_tokens, "latency_s": round(c.latency_s, 4), "retries": retries,
            "ts": time.time()}
@@ -143,27 +184,37 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
 
 
 async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: RequestCache, ledger: Ledger,
-               limits: Limits, desc: str) -> list[Result]:
+               limits: Limits, progress: Progress) -> list[Result | None]:
+    # A fixed pool of `concurrency` workers pulls from one iterator: the number of live coroutines stays
+    # the concurrency bound whatever N is, so memory does not grow with the size of the run.
     flow = _Flow(limits)
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(requests), desc=desc, unit="req", dynamic_ncols=True)
-    tasks = [asyncio.create_task(_one(client, r, s, cache, ledger, flow)) for r in requests]
-    try:
-        for fut in asyncio.as_completed(tasks):
-            await fut
-            t = ledger.totals
-            bar.update(1)
-            bar.set_postfix_str(f"${t.cost_usd:.4f} {t.output_tokens / max(time.perf_counter() - t0, 1e-9):.0f} tok/s"
-                                f" failed={t.failed}", refresh=False)
-    finally:
-        bar.close()
-    return [t.result() for t in tasks]
+    results: list[Result | None] = [None] * len(requests)
+    todo = iter(enumerate(requests))
+
+    async def worker() -> None:
+        for i, req in todo:
+            r = await _one(client, req, s, cache, ledger, flow)
+            results[i] = r
+            progress.step(r.record, r.cached)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(limits.concurrency, len(requests))))))
+    return results
 
 
 async def run_requests(client: ChatClient, requests: list[Request], sampling: Sampling, *, cache: RequestCache,
-                       ledger: Ledger, limits: Limits, desc: str = "generate") -> list[Result]:
-    """Results in request order. Raises CapReached when the cap stopped any request from being sent."""
-    results = await _run(client, requests, sampling, cache, ledger, limits, desc)
+                       ledger: Ledger, limits: Limits, progress: Progress | None = None,
+                       desc: str = "generate") -> list[Result]:
+    """Results in request order. Raises CapReached when the cap stopped any request from being sent.
+
+    Pass a `Progress` to carry one bar across several calls (rounds); its total grows by len(requests)."""
+    own = progress is None
+    progress = progress or Progress(ledger, desc)
+    progress.add(len(requests))
+    try:
+        results = await _run(client, requests, sampling, cache, ledger, limits, progress)
+    finally:
+        if own:
+            progress.close()
     if any(r.error == CAP_MESSAGE for r in results):
-        raise CapReached(f"spent ${ledger.totals.cost_usd:.4f} of budget.max_usd=${ledger.max_usd}")
+        raise CapReached(f"spent ${ledger.totals.cost_usd:.4f} of budget.max_usd=${ledger.max_usd}", results)
     return results

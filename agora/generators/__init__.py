@@ -8,6 +8,7 @@ from agora.generators.client import ChatClient, Completion, PermanentError, Tran
 
 __all__ = ["ChatClient", "Completion", "PermanentError", "TransientError", "make_client", "require_key", "PROVIDERS"]
 PROVIDERS = ("openai", "anthropic")
+TRANSPORTS = ("aiohttp", "sdk")
 
 
 def require_key(api_key_env: str | None, generator: str) -> str | None:
@@ -22,14 +23,18 @@ def require_key(api_key_env: str | None, generator: str) -> str | None:
 
 
 def make_client(provider: str, *, model: str, base_url: str | None, api_key: str | None,
-                timeout_s: float, concurrency: int) -> ChatClient:
+                timeout_s: float, concurrency: int, transport: str = "aiohttp") -> ChatClient:
+    """`transport`: "aiohttp" (the lean path, default) or "sdk" (every request through the official SDK)."""
+    if transport not in TRANSPORTS:
+        raise AgoraError(f"unknown generator.transport {transport!r}; known: {list(TRANSPORTS)}")
     if provider == "openai":
         from agora.generators.openai_client import OpenAIClient
 
         return OpenAIClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
-                            concurrency=concurrency)
+                            concurrency=concurrency, transport=transport)
     if provider == "anthropic":
         from agora.generators.anthropic_client import AnthropicClient
 
-        return AnthropicClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s)
+        return AnthropicClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
+                               concurrency=concurrency, transport=transport)
     raise AgoraError(f"unknown generator.provider {provider!r}; known: {list(PROVIDERS)}")

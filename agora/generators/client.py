@@ -46,9 +46,30 @@ def retry_after_seconds(headers) -> float | None:
     return None
 
 
+@dataclass
+class BatchState:
+    status: str                 # the provider's word: in_progress, completed, ended, expired, failed, ...
+    ended: bool                 # no more results will come
+    done: int
+    total: int
+
+
 class ChatClient(Protocol):
     async def complete(self, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
                        stop: list[str] | None, response_format: str | None,
                        extra_body: dict | None = None) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+class BatchClient(Protocol):
+    """The provider's batch API (OpenAI Batch, Anthropic Message Batches), spoken through its official SDK."""
+
+    def body(self, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
+             stop: list[str] | None, response_format: str | None, extra_body: dict | None = None) -> dict: ...
+
+    async def batch_submit(self, items: list[tuple[str, dict]]) -> str: ...   # (custom_id, body) -> batch id
+
+    async def batch_state(self, batch_id: str) -> BatchState: ...
+
+    async def batch_results(self, batch_id: str) -> dict[str, Completion | PermanentError | TransientError]: ...
