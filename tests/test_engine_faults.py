@@ -110,3 +110,22 @@ def test_dollar_cap_stops_cleanly_and_a_higher_cap_resumes(upstream, tmp_path):
     assert len(rows) == 6 and sum(proxy.served.values()) > first
     assert sum(v - 1 for v in proxy.served.values()) <= s["retries"]  # only a timed-out, retried request repeats
     assert s["cost_usd"] <= 1000
+
+
+def test_dollar_budget_dry_run_then_volume_from_measured_cost(upstream, tmp_path):
+    store = tmp_path / "store"
+    pricey = ["generator.price_usd_per_mtok.output=10000", "generator.price_usd_per_mtok.input=10"]
+    usd = [*pricey, "budget=usd", "budget.usd=6", "budget.data=embedded", "budget.n_seeds=200", "budget.n=null"]
+    with FaultProxy(upstream) as proxy:
+        rc, out, err = finish(generate([*cell(proxy.url, 6, *usd), "dry_run=true"], tmp_path, store))
+        assert rc == 0, err[-3000:]
+        assert "budget=usd: $6 / est. $0.80400 per example = 7 examples" in out
+        assert sum(proxy.served.values()) == 0          # a dry run sends nothing
+        rc, out, err = finish(generate(cell(proxy.url, 6, *usd), tmp_path, store))
+        assert rc == 0, out[-2000:] + err[-3000:]
+    rows, s = product(store)
+    assert s["estimated_n"] == 7 and s["cost_usd"] <= 6.0      # the cap is the budget
+    # The volume followed the measured cost: either the refined target was met, or the dollars ran out.
+    assert len(rows) == s["target"] or s["stopped_at_cap"]
+    assert s["cost_per_kept_usd"] == pytest.approx(s["cost_usd"] / len(rows), rel=1e-6)
+    assert len(rows) >= 1
