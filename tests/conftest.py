@@ -27,3 +27,26 @@ def compose_cfg(stage: str = "generate", overrides: list[str] | None = None):
 def store_dir(tmp_path_factory) -> Path:
     """One artifact store per test session, so the packaged model is converted once."""
     return tmp_path_factory.mktemp("agora_store")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory, store_dir):
+    """(base_url, model name) of one vLLM CPU server per session, serving SmolLM2 over OpenAI and Anthropic APIs.
+
+    The first use builds vLLM's venv (tests/vllm_server.py); a failure there fails the tests that need it, so a
+    missing server is never mistaken for a pass. AGORA_SKIP_VLLM=1 skips them instead, saying so;
+    AGORA_VLLM_URL=http://HOST:PORT uses a server already running (it must serve SmolLM2 as "smol").
+    """
+    if os.environ.get("AGORA_SKIP_VLLM") == "1":
+        pytest.skip("AGORA_SKIP_VLLM=1: the tests against a real vLLM server are skipped")
+    if os.environ.get("AGORA_VLLM_URL"):
+        yield os.environ["AGORA_VLLM_URL"].rstrip("/"), "smol"
+        return
+    from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
+    from vllm_server import vllm_server as start
+
+    model = materialize_student("gguf_package", SMOLLM2_NAME, store_dir / "models", package=SMOLLM2_PACKAGE,
+                                filename=SMOLLM2_FILENAME)  # the folder the e2e tests' student reuses
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    with start(model, log=log) as url:
+        yield url, "smol"

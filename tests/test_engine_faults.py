@@ -16,6 +16,7 @@ import pytest
 
 from agora.generators.local_server import llama_cpp_server, packaged_file
 from conftest import ROOT
+from batchserver import BatchServer
 from faultproxy import FaultProxy
 
 
@@ -54,7 +55,7 @@ def product(store: Path) -> tuple[list[dict], dict]:
 
 
 def cache_lines(store: Path) -> list[dict]:
-    files = list((store / "requests").glob("*.jsonl"))
+    files = [f for f in (store / "requests").glob("*.jsonl") if not f.name.endswith(".batches.jsonl")]
     return [json.loads(x) for f in files for x in f.read_text().splitlines() if x.strip()]
 
 
@@ -129,3 +130,43 @@ def test_dollar_budget_dry_run_then_volume_from_measured_cost(upstream, tmp_path
     assert len(rows) == s["target"] or s["stopped_at_cap"]
     assert s["cost_per_kept_usd"] == pytest.approx(s["cost_usd"] / len(rows), rel=1e-6)
     assert len(rows) >= 1
+
+
+BATCH = ["generator.batch=true", "generator.batch_poll_s=0.2", "generator.price_usd_per_mtok.batch_discount=0.5"]
+
+
+def test_batch_api_discount_resubmits_only_failed_and_survives_a_kill(upstream, tmp_path):
+    # The OpenAI Batch API through the official SDK, against tests/batchserver.py, which runs every line
+    # on the real llama.cpp server. Request 1 expires and 2 gets a 500 (both resubmitted once), 3 a 400
+    # (permanent: recorded, not resubmitted). The first run is killed while its batch is in flight; the
+    # rerun must pick that batch up from the journal, not pay for it again.
+    store = tmp_path / "store"
+    faults = {1: "expire", 2: "500", 3: "400"}
+    with BatchServer(upstream, faults=faults, process_delay_s=3.0, workers=2) as bs:
+        args = cell(bs.url + "/v1", 6, *BATCH)
+        p = generate(args, tmp_path, store)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((store / "requests").glob("*.batches.jsonl")):
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.kill(p.pid, signal.SIGKILL)   # the batch was submitted and journalled, its results not yet collected
+        p.wait()
+        assert not (store / "data").exists()
+        rc, out, err = finish(generate(args, tmp_path, store))
+        assert rc == 0, out[-2000:] + err[-3000:]
+    rows, s = product(store)
+    assert len(rows) == 6 and len({r["request_key"] for r in rows}) == 6
+    assert dict(bs.injected) == {"expire": 1, "500": 1, "400": 1}
+    assert max(bs.served.values()) == 1                     # no request was executed (paid for) twice
+    first = next(iter(bs.batches.values()))
+    assert len(first["requests"]) >= 6                      # the killed run's batch was collected, not resent
+    # Only the expired and the 500 were resubmitted out of the first batch; the 400 was not.
+    first_ids = [r["custom_id"] for r in first["requests"]]
+    resent = {r["custom_id"] for b in list(bs.batches.values())[1:] for r in b["requests"]} & set(first_ids)
+    assert resent == {first_ids[1], first_ids[2]}
+    lines = cache_lines(store)
+    assert len(lines) == len(bs.served) and all(r["batch"] for r in lines)
+    # Priced at half: $1 in, $2 out per Mtok, times 0.5.
+    assert s["cost_usd"] == pytest.approx(sum((r["input_tokens"] + 2 * r["output_tokens"]) / 2e6 for r in lines),
+                                          abs=1e-6)
+    assert s["batch"] and s["failed"] == 1 and s["transient_errors"] >= 2

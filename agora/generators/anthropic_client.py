@@ -10,14 +10,15 @@ import json
 import time
 
 import anthropic
-import httpx
 
-from agora.generators.client import BatchState, Completion, PermanentError, TransientError, retry_after_seconds
+from agora.generators.client import (BatchState, Completion, PermanentError, TransientError, retry_after_seconds,
+                                    sdk_http_error)
 from agora.generators.wire import Wire, sdk_headers
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "content_filter"}
 _PERMANENT = (anthropic.BadRequestError, anthropic.AuthenticationError, anthropic.PermissionDeniedError,
               anthropic.NotFoundError, anthropic.UnprocessableEntityError)
+_HTTP_ERROR = sdk_http_error(anthropic.DefaultAsyncHttpxClient)
 
 
 def messages_body(model: str, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
@@ -58,7 +59,7 @@ async def _sdk_errors():
         raise TransientError(f"HTTP {e.status_code}: {type(e).__name__}", retry_after_seconds(e.response.headers),
                              rate_limited=e.status_code == 429) from e
     except (anthropic.APIConnectionError, anthropic.APIResponseValidationError, json.JSONDecodeError,
-            httpx.HTTPError) as e:
+            _HTTP_ERROR) as e:
         raise TransientError(f"{type(e).__name__}: {e}") from e
 
 

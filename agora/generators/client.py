@@ -6,6 +6,7 @@ once and never retried.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +31,15 @@ class TransientError(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+
+
+def sdk_http_error(default_http_client: type) -> type[Exception]:
+    """The base HTTP error of whichever httpx the SDK is built on (`httpx`, or `httpx2` in openai 3 / anthropic 2)."""
+    for cls in default_http_client.__mro__[1:]:
+        module = sys.modules.get(cls.__module__.split(".")[0])
+        if module is not None and hasattr(module, "HTTPError") and module.__name__.startswith("httpx"):
+            return module.HTTPError
+    return OSError
 
 
 def retry_after_seconds(headers) -> float | None:

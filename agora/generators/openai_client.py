@@ -10,14 +10,15 @@ import contextlib
 import json
 import time
 
-import httpx
 import openai
 
-from agora.generators.client import BatchState, Completion, PermanentError, TransientError, retry_after_seconds
+from agora.generators.client import (BatchState, Completion, PermanentError, TransientError, retry_after_seconds,
+                                    sdk_http_error)
 from agora.generators.wire import Wire, sdk_headers
 
 _PERMANENT = (openai.BadRequestError, openai.AuthenticationError, openai.PermissionDeniedError,
               openai.NotFoundError, openai.UnprocessableEntityError)
+_HTTP_ERROR = sdk_http_error(openai.DefaultAsyncHttpxClient)
 
 
 def chat_body(model: str, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
@@ -72,7 +73,7 @@ async def _sdk_errors():
         raise TransientError(f"HTTP {e.status_code}: {type(e).__name__}", retry_after_seconds(e.response.headers),
                              rate_limited=e.status_code == 429) from e
     except (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError,
-            httpx.HTTPError) as e:
+            _HTTP_ERROR) as e:
         raise TransientError(f"{type(e).__name__}: {e}") from e
 
 
@@ -82,11 +83,9 @@ class OpenAIClient:
         self.model = model
         self.transport = transport
         # Retries belong to the engine (counted, jittered, retry-after honoured, torn bodies included),
-        # so the SDK makes exactly one attempt. A pool as large as the concurrency bound keeps
-        # requests from queueing inside httpx.
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # so the SDK makes exactly one attempt.
         self.sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-                                      timeout=timeout_s, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+                                      timeout=timeout_s)
         self.wire = Wire(str(self.sdk.base_url), sdk_headers(self.sdk), timeout_s=timeout_s,
                          concurrency=concurrency)
 
