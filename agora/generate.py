@@ -102,7 +102,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     client = make_client(g.provider, **client_kw)
     send = _sender(cfg, client, s, cache, ledger, limits)
     progress = Progress(ledger, f"generate {g.name}")
-    i, rnd = 0, 0
+    i = 0
     try:
         while len(kept) < target and i < max_requests:
             # Round 0 of IG is a quarter of the target, so later rounds have generations to show as demos;
@@ -121,18 +121,21 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                 key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages,
                                   sampling=sampling_key, replicate=j)
                 reqs.append(Request(key, messages, {"index": j, **meta}))
+            landed: list[tuple[int, dict, bool]] = []   # (index, row, kept?) as results land, any order
+
+            def take(j: int, r) -> None:
+                if r.error != CAP_MESSAGE:   # a request the cap kept from being sent is not a drop
+                    landed.append((j, *_sort(r, mode, domain, fmt)))
+
             try:
-                results = await send(reqs, progress)
-            except CapReached as e:
+                await send(reqs, progress, take)
+            except CapReached:
                 if usd is None:
                     raise
-                results, plan["stopped_at_cap"] = e.results, True   # the dollar budget is spent: done
-            for r in results:
-                if r.error == CAP_MESSAGE:
-                    continue   # never sent
-                _sort(r, mode, domain, fmt, kept, dropped)
+                plan["stopped_at_cap"] = True   # the dollar budget is spent: done
+            for _, row, ok in sorted(landed, key=lambda x: x[0]):   # request order, so reruns are identical
+                (kept if ok else dropped).append(row)
             i += size
-            rnd += 1
             if usd is not None and kept:
                 per_kept = ledger.totals.cost_usd / len(kept)
                 plan["cost_per_kept_usd"] = round(per_kept, 8)
@@ -148,28 +151,24 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     return kept, dropped, plan
 
 
-def _sort(r, mode, domain, fmt: str, kept: list[dict], dropped: list[dict]) -> None:
-    """Keep a finished request's example, or drop it with its reason."""
+def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
+    """A finished request as (row, kept?): the example, or the drop with its reason."""
     idx = r.request.meta["index"]
     base = {"index": idx, "request_key": r.request.key}
     if r.record is None:
-        dropped.append({**base, "reason": "request_failed", "error": r.error})
-        return
+        return {**base, "reason": "request_failed", "error": r.error}, False
     text = r.record["text"]
     if r.record["finish_reason"] != "stop":
-        dropped.append({**base, "reason": f"finish_{r.record['finish_reason']}", "text": text})
-        return
+        return {**base, "reason": f"finish_{r.record['finish_reason']}", "text": text}, False
     try:
         instruction, response = mode.parse(text, fmt, r.request.meta)
     except ParseError as e:
-        dropped.append({**base, "reason": f"parse_{e}", "text": text})
-        return
+        return {**base, "reason": f"parse_{e}", "text": text}, False
     why = domain.validate(instruction, response)
     if why:
-        dropped.append({**base, "reason": why, "text": text})
-        return
+        return {**base, "reason": why, "text": text}, False
     meta = {k: v for k, v in r.request.meta.items() if k not in ("index", "instruction")}
-    kept.append({"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta})
+    return {"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta}, True
 
 
 def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: Ledger, limits: Limits):
@@ -177,13 +176,22 @@ def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: L
     if cfg.generator.batch:
         from agora.engine.batch import run_batch
 
-        async def batch(reqs, progress):
-            return await run_batch(client, reqs, s, cache=cache, ledger=ledger, progress=progress,
-                                   poll_s=cfg.generator.batch_poll_s, max_resubmits=cfg.generator.limits.max_retries)
+        async def batch(reqs, progress, on_result) -> None:
+            try:
+                results = await run_batch(client, reqs, s, cache=cache, ledger=ledger, progress=progress,
+                                          poll_s=cfg.generator.batch_poll_s,
+                                          max_resubmits=cfg.generator.limits.max_retries)
+            except CapReached as e:
+                for j, r in enumerate(e.results):
+                    on_result(j, r)
+                raise
+            for j, r in enumerate(results):
+                on_result(j, r)
         return batch
 
-    async def live(reqs, progress):
-        return await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits, progress=progress)
+    async def live(reqs, progress, on_result) -> None:
+        await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits, progress=progress,
+                           on_result=on_result)
     return live
 
 

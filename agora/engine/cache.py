@@ -5,6 +5,8 @@ the kernel with one unbuffered `os.write` the moment its response lands, so a SI
 that finished; `fsync` runs at most every `fsync_interval_s` (and on close), so a power loss costs at
 most that much. An fsync per line cost more than the rest of the request path together at 1,000 req/s.
 A torn last line (the process died mid-write) is cut off on open, so appends stay well-formed.
+Memory holds only each key's offset in the file, not the records: a paper-scale cache (50K responses of
+a few thousand tokens) would otherwise sit in RAM whole; a hit reads its one line back from disk.
 """
 from __future__ import annotations
 
@@ -30,11 +32,12 @@ class RequestCache:
         self.path = path
         self.fsync_interval_s = fsync_interval_s
         self._synced_at = time.monotonic()
-        self.records: dict[str, dict] = {}
+        self.offsets: dict[str, int] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             self._load()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._reader = open(path, "rb")
 
     def _load(self) -> None:
         data = self.path.read_bytes()
@@ -44,7 +47,9 @@ class RequestCache:
                         self.path, len(data) - end)
             with open(self.path, "r+b") as f:
                 f.truncate(end)
-        for n, line in enumerate(data[:end].splitlines(), 1):
+        offset = 0
+        for n, line in enumerate(data[:end].split(b"\n")[:-1], 1):
+            start, offset = offset, offset + len(line) + 1
             if not line.strip():
                 continue
             try:
@@ -52,16 +57,27 @@ class RequestCache:
             except json.JSONDecodeError:
                 log.warning("request cache %s:%d is not JSON; ignored (that request will be re-sent)", self.path, n)
                 continue
-            self.records[rec["key"]] = rec
+            self.offsets[rec["key"]] = start
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.offsets
+
+    def keys(self):
+        return self.offsets.keys()
 
     def get(self, key: str) -> dict | None:
-        return self.records.get(key)
+        offset = self.offsets.get(key)
+        if offset is None:
+            return None
+        self._reader.seek(offset)
+        return json.loads(self._reader.readline())
 
     def put(self, record: dict) -> None:
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-        while data:
-            data = data[os.write(self._fd, data):]
-        self.records[record["key"]] = record
+        n = os.write(self._fd, data)   # O_APPEND: lands at the true end, even with another writer on the file
+        if n < len(data):
+            raise OSError(f"request cache {self.path}: short write ({n} of {len(data)} bytes); disk full?")
+        self.offsets[record["key"]] = os.lseek(self._fd, 0, os.SEEK_CUR) - n
         now = time.monotonic()
         if now - self._synced_at >= self.fsync_interval_s:
             os.fsync(self._fd)
@@ -72,3 +88,4 @@ class RequestCache:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+            self._reader.close()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
@@ -184,37 +185,50 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
 
 
 async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: RequestCache, ledger: Ledger,
-               limits: Limits, progress: Progress) -> list[Result | None]:
+               limits: Limits, progress: Progress, sink: Callable[[int, Result], None]) -> None:
     # A fixed pool of `concurrency` workers pulls from one iterator: the number of live coroutines stays
-    # the concurrency bound whatever N is, so memory does not grow with the size of the run.
+    # the concurrency bound whatever N is, so the engine's memory does not grow with the size of the run.
     flow = _Flow(limits)
-    results: list[Result | None] = [None] * len(requests)
     todo = iter(enumerate(requests))
 
     async def worker() -> None:
         for i, req in todo:
             r = await _one(client, req, s, cache, ledger, flow)
-            results[i] = r
             progress.step(r.record, r.cached)
+            sink(i, r)
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(limits.concurrency, len(requests))))))
-    return results
 
 
 async def run_requests(client: ChatClient, requests: list[Request], sampling: Sampling, *, cache: RequestCache,
                        ledger: Ledger, limits: Limits, progress: Progress | None = None,
+                       on_result: Callable[[int, Result], None] | None = None,
                        desc: str = "generate") -> list[Result]:
     """Results in request order. Raises CapReached when the cap stopped any request from being sent.
 
-    Pass a `Progress` to carry one bar across several calls (rounds); its total grows by len(requests)."""
+    Pass a `Progress` to carry one bar across several calls (rounds); its total grows by len(requests).
+    Pass `on_result(index, result)` to take each result as it lands instead: nothing is held, and the
+    returned list is empty, so memory stays flat however many requests there are."""
     own = progress is None
     progress = progress or Progress(ledger, desc)
     progress.add(len(requests))
+    held: list[tuple[int, Result]] = []
+    capped = False
+
+    def sink(i: int, r: Result) -> None:
+        nonlocal capped
+        capped = capped or r.error == CAP_MESSAGE
+        if on_result is None:
+            held.append((i, r))
+        else:
+            on_result(i, r)
+
     try:
-        results = await _run(client, requests, sampling, cache, ledger, limits, progress)
+        await _run(client, requests, sampling, cache, ledger, limits, progress, sink)
     finally:
         if own:
             progress.close()
-    if any(r.error == CAP_MESSAGE for r in results):
+    results = [r for _, r in sorted(held, key=lambda x: x[0])]
+    if capped:
         raise CapReached(f"spent ${ledger.totals.cost_usd:.4f} of budget.max_usd=${ledger.max_usd}", results)
     return results
