@@ -25,6 +25,7 @@ from agora.engine.ledger import Ledger, Price
 from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, run_requests
 from agora.generators import make_client, require_key
 from agora.generators.local_server import llama_cpp_server, packaged_file
+from agora.metrics import contamination
 from agora.modes import ParseError, get_mode, load_template
 from agora.store import Cell, Store, data_spec, digest, write_jsonl
 from agora.tracking import Tracker
@@ -84,7 +85,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     fmt = cfg.prompt_format.name
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
                  list(g.sampling.stop) if g.sampling.stop else None, cfg.prompt_format.response_format,
-                 extra_body=mode.constraint(fmt) if g.constrain else None)
+                 extra_body=mode.constraint(fmt, cfg.domain.name) if g.constrain else None)
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
@@ -247,6 +248,15 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     versions = {"template": template.name, "template_version": template.version, "mode_version": cfg.mode.version,
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
                 "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
+    # Checked before anything is committed for training: generated instructions that repeat a test question.
+    test_questions = [r["question"] for r in load_split(cfg, list(cfg.domain.benchmarks[cfg.budget.data]), "test", None)]
+    flags = contamination.flag(kept_all, test_questions, cfg.contamination.ngram)
+    contaminated = sum(flags)
+    if cfg.contamination.drop:
+        dropped += [{**r, "reason": "contaminated"} for r, f in zip(kept_all, flags) if f]
+        kept_all = [r for r, f in zip(kept_all, flags) if not f]
+    else:
+        kept_all = [{**r, "contaminated": f} for r, f in zip(kept_all, flags)]
     # The last round may overshoot the target: the surplus is kept aside in surplus.jsonl, not lost.
     n = plan["target"]
     rows = [{**r, **versions} for r in kept_all[:n]]
@@ -259,7 +269,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                "transient_errors": sum(t.errors.values()),
                "seconds": round(seconds, 2), "keep_rate": round(len(rows) / max(len(rows) + len(dropped), 1), 4),
                "cost_per_kept_usd": round(t.cost_usd / max(len(rows), 1), 8), "estimated_n": plan["estimated_n"],
-               "stopped_at_cap": plan["stopped_at_cap"], "batch": bool(g.batch)}
+               "stopped_at_cap": plan["stopped_at_cap"], "batch": bool(g.batch), "contaminated": contaminated,
+               "contamination_rate": round(contaminated / max(len(flags), 1), 4)}
     for reason, count in sorted(reasons.items()):
         log.info("dropped %d: %s", count, reason)
     with store.write(out, {"spec": spec, "key": key, "cell": cell.__dict__, "summary": summary,

@@ -63,6 +63,7 @@ def data_spec(cfg: DictConfig, template_version: int) -> dict:
         "budget": {"n": cfg.budget.n, "usd": cfg.budget.usd, "data": cfg.budget.data, "n_seeds": cfg.budget.n_seeds},
         "prompt_format": _plain(cfg.prompt_format),
         "seed": cfg.seed,
+        "contamination": _plain(cfg.contamination) if cfg.contamination.drop else None,   # only if it changes data
     }
 
 

@@ -138,5 +138,9 @@ def validate(instruction: str, response: str) -> str | None:
     return None
 
 
-def score(benchmark: str, completion: str, gold: str) -> bool:
-    return math_answers.is_correct(completion, gold, latex=benchmark in LATEX_BENCHMARKS)
+def score(benchmark: str, completion: str, row: dict) -> bool:
+    return math_answers.is_correct(completion, row["answer"], latex=benchmark in LATEX_BENCHMARKS)
+
+
+def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
+    return [score(benchmark, c, r) for c, r in zip(completions, rows)]

@@ -41,7 +41,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     for bench, rows in benchmarks.items():
         prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
         outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
-        ok = [domain.score(bench, o, r["answer"]) for o, r in zip(outs, rows)]
+        ok = domain.score_many(bench, outs, rows)
         accuracy[bench] = 100.0 * sum(ok) / max(len(ok), 1)
         preds += [{"benchmark": bench, "id": r["id"], "gold": r["answer"], "output": o, "correct": c}
                   for r, o, c in zip(rows, outs, ok)]

@@ -63,23 +63,30 @@ def get_mode(name: str) -> ModuleType:
 # meta-prompt's format on its own). Paid APIs never get these: the option `generator.constrain: false`.
 GBNF_TEXT = r"""text ::= line ("\n" line){0,4}
 line ::= [^\n\[]{1,120}
-answer ::= [^\n\[\]]{1,30}
-result ::= "\n[RESULT] " answer " [/RESULT]"
+result ::= "\n[RESULT] " [^\n\[\]]{1,30} " [/RESULT]"
+code ::= "```python\n" codeline{1,30} "```"
+codeline ::= [^\n`]{0,100} "\n"
 """
-
-
-def gbnf(root: str) -> str:
-    return f"root ::= {root}\n{GBNF_TEXT}"
-
-
+# What the answer of each domain must look like: a GBNF expression, and a regex for the answer's JSON string
+# (None: any string; code holds quotes and escapes that a pattern on the raw JSON cannot describe).
 _JSON_TEXT = r'[^"\\\[\]]{1,300}'  # no quotes or escapes, so a pattern on the string holds on the raw JSON
-_JSON_ANSWER = r'[^"\\\[\]]{1,30}'
+ANSWERS = {
+    "math": ("text result", "^" + _JSON_TEXT + r" \[RESULT\] " + r'[^"\\\[\]]{1,30}' + r" \[/RESULT\]$"),
+    "code": ("code", None),
+    "instruction_following": ("text", "^" + _JSON_TEXT + "$"),
+}
 
 
-def json_schema(keys: tuple[str, ...], answer_key: str) -> dict:
-    """A schema whose `answer_key` string must end in `[RESULT] x [/RESULT]` (llama.cpp turns it into a grammar)."""
+def gbnf(root: str, domain: str) -> str:
+    """A llama.cpp grammar: `root` may use `text` and `answer` (the domain's answer shape)."""
+    return f"root ::= {root}\nanswer ::= {ANSWERS[domain][0]}\n{GBNF_TEXT}"
+
+
+def json_schema(keys: tuple[str, ...], answer_key: str, domain: str) -> dict:
+    """A schema of string `keys`, with `answer_key` in the domain's answer shape (llama.cpp makes it a grammar)."""
     props = {k: {"type": "string", "pattern": f"^{_JSON_TEXT}$"} for k in keys}
-    props[answer_key]["pattern"] = "^" + _JSON_TEXT + r" \[RESULT\] " + _JSON_ANSWER + r" \[/RESULT\]$"
+    pattern = ANSWERS[domain][1]
+    props[answer_key] = {"type": "string", **({"pattern": pattern} if pattern else {})}
     return {"type": "object", "properties": props, "required": list(keys)}
 
 

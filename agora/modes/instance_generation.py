@@ -41,11 +41,12 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], meta
 
 
-def constraint(fmt: str) -> dict:
+def constraint(fmt: str, domain: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return {"response_format": {"type": "json_object", "schema": json_schema(("input", "output"), "output")}}
-    return {"grammar": gbnf('"INPUT: " text "\\nOUTPUT: " text result')}
+        return {"response_format": {"type": "json_object",
+                                    "schema": json_schema(("input", "output"), "output", domain)}}
+    return {"grammar": gbnf('"INPUT: " text "\\nOUTPUT: " answer', domain)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:

@@ -23,12 +23,12 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], {"seed_id": row["id"]}
 
 
-def constraint(fmt: str) -> dict:
+def constraint(fmt: str, domain: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return {"response_format": {"type": "json_object",
-                                    "schema": json_schema(("revised_question", "revised_answer"), "revised_answer")}}
-    return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " text result')}
+        return {"response_format": {"type": "json_object", "schema": json_schema(
+            ("revised_question", "revised_answer"), "revised_answer", domain)}}
+    return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " answer', domain)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:

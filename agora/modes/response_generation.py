@@ -18,11 +18,11 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
         {"seed_id": row["id"], "instruction": row["question"]}
 
 
-def constraint(fmt: str) -> dict:
+def constraint(fmt: str, domain: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return {"response_format": {"type": "json_object", "schema": json_schema(("output",), "output")}}
-    return {"grammar": gbnf("text result")}
+        return {"response_format": {"type": "json_object", "schema": json_schema(("output",), "output", domain)}}
+    return {"grammar": gbnf("answer", domain)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
