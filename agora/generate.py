@@ -59,8 +59,8 @@ def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
 def endpoint_of(g: DictConfig) -> str:
     """What identifies the server in cache keys: a local server's port changes every run, its model does not."""
     if g.server:
-        return f"{g.server.kind}:{g.server.package}/{g.server.filename}"
-    return g.base_url or f"{g.provider}:default"
+        return f"{g.provider}|{g.server.kind}:{g.server.package}/{g.server.filename}"
+    return f"{g.provider}|{g.base_url or 'default'}"
 
 
 def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, str]:

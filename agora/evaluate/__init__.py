@@ -25,8 +25,12 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     from agora.evaluate.infer import GenConfig, build_prompt, generate, load_model
     from agora.evaluate.math_answers import VERSION as SCORER_VERSION
 
+    from agora.evaluate import judge as judging
+
     spec = {"model": model_key, "fewshot": len(fewshot), "scorer_version": SCORER_VERSION,
             **eval_spec(cfg, sorted(benchmarks))}
+    if judging.JUDGED & set(benchmarks):   # the judge decides these scores, so it is part of their key
+        spec["judge"] = {"provider": cfg.judge.provider, "model": cfg.judge.model, "version": judging.VERSION}
     out = store.eval_dir(label, digest(spec))
     if store.exists(out):
         print(f"evaluate: {label} cache hit {out}")
@@ -41,8 +45,16 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     for bench, rows in benchmarks.items():
         prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
         outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
-        ok = domain.score_many(bench, outs, rows)
-        accuracy[bench] = 100.0 * sum(ok) / max(len(ok), 1)
+        if bench in judging.JUDGED:   # AlpacaEval / Arena-Hard: the length-controlled win rate over the baseline
+            v = judging.judge(cfg.judge, store, rows, outs, max_usd=cfg.budget.max_usd, seed=cfg.seed)
+            ok = [p == 1.0 for p in v.preference]
+            accuracy[bench] = judging.lc_win_rate(v.preference, [len(o) for o in outs],
+                                                  [len(r["answer"]) for r in rows])
+            print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: raw win rate "
+                  f"{100 * sum(v.preference) / max(len(rows), 1):.1f}%, {v.unparsed} unparsed, ${v.cost_usd:.4f}")
+        else:
+            ok = domain.score_many(bench, outs, rows)
+            accuracy[bench] = 100.0 * sum(ok) / max(len(ok), 1)
         preds += [{"benchmark": bench, "id": r["id"], "gold": r["answer"], "output": o, "correct": c}
                   for r, o, c in zip(rows, outs, ok)]
     with store.write(out, {"spec": spec, "label": label, "model_path": model_path, "accuracy": accuracy}) as tmp:
