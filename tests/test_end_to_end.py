@@ -99,13 +99,21 @@ def test_missing_api_key_stops_before_spending(tmp_path):
     assert not (store / "requests").exists()  # nothing was sent
 
 
-def test_sweep_runs_six_cells(tmp_path, store_dir):
-    p = agora("generate", "-m", "domain=math",
+def test_sweep_generates_every_cell_of_the_grid(tmp_path, store_dir):
+    # 3 domains x 3 modes x 2 prompt formats = 18 cells, one Hydra multirun, 2 examples each.
+    p = agora("generate", "-m", "domain=math,code,instruction_following",
               "mode=instance_generation,response_generation,quality_enhancement", "prompt_format=free_form,json",
               "budget.n=2", "budget.max_attempts_factor=3", "tracking=none", cwd=tmp_path, store=store_dir, check=False)
     jobs = [d for d in (tmp_path / "multirun" / "generate").glob("*/*") if d.is_dir()]
-    assert len(jobs) == 6, p.stdout[-2000:] + p.stderr[-3000:]
-    assert p.stdout.count("generate local-math-") >= 6
+    assert len(jobs) == 18, p.stdout[-2000:] + p.stderr[-3000:]
+    assert p.returncode == 0, p.stderr[-3000:]
+    manifests = [json.loads(m.read_text()) for m in (store_dir / "data").rglob("manifest.json")]
+    cells = {(m["cell"]["domain"], m["cell"]["mode"], m["cell"]["prompt_format"]) for m in manifests}
+    assert len(cells) >= 18
+    for m in manifests:   # every cell sent requests, accounted every one of them, and logged contamination
+        s = m["summary"]
+        assert s["requests"] > 0 and s["kept"] + s["surplus"] + s["dropped"] == s["requests"] + s["failed"], s
+        assert "contamination_rate" in s
 
 
 def test_reference_checkpoint_definition(e2e):

@@ -101,7 +101,7 @@ class Progress:
 
     def __init__(self, ledger: Ledger, desc: str, total: int = 0):
         self.ledger = ledger
-        self.bar = tqdm(total=total, desc=desc, unit="req", dynamic_ncols=True, mininterval=0.5)
+        self.bar = tqdm(total=total, desc=desc, unit="req", dynamic_ncols=True, mininterval=0.5, delay=0.5)
         self.t0 = time.monotonic()
         self.sent_tokens = 0
         self._shown = 0.0

