@@ -7,7 +7,7 @@ import pytest
 
 from agora.evaluate.judge import judge, lc_win_rate, verdict
 from agora.store import Store
-from conftest import compose_cfg
+from conftest import SHARED_DATA, compose_cfg
 
 
 def test_verdicts_are_read_from_the_first_words():
@@ -50,3 +50,17 @@ def test_a_real_judge_prefers_answers_over_empty_outputs_and_reruns_from_cache(t
     assert len(v.preference) == 4 and v.sent == 4 and v.unparsed == 0 and v.cost_usd == 0.0
     again = judge(cfg.judge, store, rows, ["" for _ in rows], max_usd=None, seed=0)
     assert again.sent == 0 and again.preference == v.preference      # all from the request cache
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "alpaca_eval").exists(), reason="needs ../shared/data/alpaca_eval")
+def test_alpaca_eval_prompts_load_from_a_local_file_with_their_baseline(tmp_path):
+    from agora.domains import instruction_following as ifd
+
+    source = {"hub": "tatsu-lab/alpaca_eval", "config": None,
+              "local": str(SHARED_DATA / "alpaca_eval" / "alpaca_eval.jsonl")}
+    rows = ifd.load("alpaca_eval", "test", source, None, 0)
+    assert len(rows) == 805 and all(r["question"] and r["answer"] for r in rows)
+    few = ifd.load("alpaca_eval", "test", source, 3, 0)
+    cfg = compose_cfg("evaluate", ["judge=local"])
+    v = judge(cfg.judge, Store(tmp_path), few, [r["answer"] for r in few], max_usd=None, seed=1)
+    assert len(v.preference) == 3 and v.sent == 3

