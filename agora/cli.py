@@ -43,8 +43,13 @@ def run_stage(cfg: DictConfig) -> float | None:
         return importlib.import_module(STAGES[stage]).run(cfg, tracker)
     except AgoraError as e:
         log.error("%s", e)
-        print(f"agora {stage}: error: {e}", file=sys.stderr)
         tracker.summary({"error": str(e)})
+        if hc.mode == RunMode.MULTIRUN:   # one bad cell must not stop a sweep: record it and go on
+            (out_dir / "error.txt").write_text(str(e) + "\n")
+            print(f"agora {stage}: error in cell {cell.name} (sweep goes on; {out_dir / 'error.txt'}): {e}",
+                  file=sys.stderr)
+            return None
+        print(f"agora {stage}: error: {e}", file=sys.stderr)
         sys.exit(2)
     finally:
         tracker.finish()

@@ -87,6 +87,16 @@ def test_missing_upstream_names_the_command(tmp_path, store_dir):
     assert "python generate.py mode=quality_enhancement prompt_format=json budget.n=3" in p.stderr
 
 
+def test_a_failing_cell_does_not_stop_a_sweep(tmp_path, store_dir):
+    p = agora("train", "-m", "mode=quality_enhancement,response_generation", "budget.n=7", "tracking=none",
+              cwd=tmp_path, store=store_dir, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    errors = sorted((tmp_path / "multirun" / "train").glob("*/*/error.txt"))
+    assert len(errors) == 2                              # both cells ran, each recorded its own error
+    assert all("python generate.py" in e.read_text() for e in errors)
+    assert p.stderr.count("sweep goes on") == 2
+
+
 def test_missing_api_key_stops_before_spending(tmp_path):
     store = tmp_path / "store"
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
