@@ -4,6 +4,9 @@ A domain is a module with the functions of `Domain`; the registry is a plain dic
 """
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
@@ -27,3 +30,15 @@ def get_domain(name: str) -> ModuleType:
     if name not in known:
         raise AgoraError(f"unknown domain {name!r}; known: {sorted(known)}")
     return importlib.import_module(f"agora.domains.{name}")
+
+
+def check_jsonl(path: Path) -> None:
+    """Name the file and line of the first record of a JSONL file (plain or .gz) that is not JSON."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None

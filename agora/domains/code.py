@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import synthetic_code
+from agora.domains import check_jsonl, synthetic_code
 from agora.sandbox import run_many, run_python
 
 VERSION = 1
@@ -134,12 +134,7 @@ def _check_json_file(path: Path) -> None:
             except json.JSONDecodeError as e:
                 raise AgoraError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix that line") from None
             return
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None
+    check_jsonl(path)
 
 
 def _local_files(local: str, name: str, split: str) -> list[Path]:

@@ -13,15 +13,13 @@ elsewhere; this module scores only what a program can verify.
 """
 from __future__ import annotations
 
-import gzip
 import importlib.metadata
-import json
 import random
 import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import ifeval, synthetic_if
+from agora.domains import check_jsonl, ifeval, synthetic_if
 
 VERSION = 1
 THEMES = synthetic_if.THEMES  # the 28 general themes (REFERENCE.md), shared with the offline examples
@@ -104,18 +102,6 @@ _CONVERT = {"lima": _from_lima, "magpie_pro": _from_magpie, "webinstruct_general
             "arena_hard": _from_arena_hard}
 
 
-def _check_jsonl(path: Path) -> None:
-    """Name the file and line of the first record that is not JSON."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None
-
-
 def _local_files(local: str, name: str, split: str) -> list[Path]:
     p = Path(local).expanduser()
     if p.is_file():
@@ -140,7 +126,7 @@ def _read_local(name: str, files: list[Path]):
     if kind == "json":
         for f in files:
             if ".jsonl" in f.name:
-                _check_jsonl(f)
+                check_jsonl(f)
     try:
         return datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train")
     except Exception as e:

@@ -6,14 +6,12 @@ the student all speak it.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import synthetic_math
+from agora.domains import check_jsonl, synthetic_math
 from agora.evaluate import math_answers
 
 VERSION = 1
@@ -54,18 +52,6 @@ def _from_instruction(i: int, r: dict) -> dict:
     return {"id": f"{i}", "question": q, "solution": r.get("response") or r.get("answer") or "", "answer": ""}
 
 
-def _check_jsonl(path: Path) -> None:
-    """Name the file and line of the first record that is not JSON."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None
-
-
 def _local_files(local: str, name: str, split: str) -> list[str]:
     p = Path(local).expanduser()
     if p.is_file():
@@ -85,7 +71,7 @@ def _load_rows(name: str, split: str, source: dict) -> list[dict]:
         files = _local_files(source["local"], name, split)
         for f in files:
             if re.search(r"\.jsonl(\.gz)?$", f):
-                _check_jsonl(Path(f))
+                check_jsonl(Path(f))
         return list(datasets.load_dataset("json", data_files=files, split="train"))
     if not source.get("hub"):
         raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
