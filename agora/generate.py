@@ -26,7 +26,7 @@ from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Reque
 from agora.generators import make_client, require_key
 from agora.generators.local_server import llama_cpp_server, packaged_file
 from agora.metrics import contamination
-from agora.modes import ParseError, get_mode, load_template
+from agora.modes import ParseError, get_mode, load_template, response_format
 from agora.store import Cell, Store, data_spec, digest, write_jsonl
 from agora.tracking import Tracker
 
@@ -84,7 +84,8 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
     fmt = cfg.prompt_format.name
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
-                 list(g.sampling.stop) if g.sampling.stop else None, cfg.prompt_format.response_format,
+                 list(g.sampling.stop) if g.sampling.stop else None,
+                 response_format(cfg.prompt_format.response_format, mode.JSON_KEYS),
                  extra_body=mode.constraint(fmt, cfg.domain.name) if g.constrain else None)
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}

@@ -51,11 +51,15 @@ class Cell:
 
 def data_spec(cfg: DictConfig, template_version: int) -> dict:
     """Everything that changes the generated data. Concurrency, retries and caps do not."""
+    from agora.modes import get_mode
+
     g = cfg.generator
+    # The constraint itself (a llama.cpp grammar), so that a changed grammar is a new cell rather than a stale hit.
+    constraint = get_mode(cfg.mode.name).constraint(cfg.prompt_format.name, cfg.domain.name) if g.constrain else None
     return {
         "generator": {"provider": g.provider, "model": g.model, "base_url": None if g.server else g.base_url,
                       "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch,
-                      "constrain": g.constrain},
+                      "constrain": g.constrain, "constraint": constraint},
         "domain": {"name": cfg.domain.name, "version": cfg.domain.version},
         "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if "domain_mode" in cfg else None,
         "sources": _plain(cfg.domain.sources),

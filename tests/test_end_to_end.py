@@ -124,6 +124,9 @@ def test_sweep_generates_every_cell_of_the_grid(tmp_path, store_dir):
         s = m["summary"]
         assert s["requests"] > 0 and s["kept"] + s["surplus"] + s["dropped"] == s["requests"] + s["failed"], s
         assert "contamination_rate" in s
+        if m["cell"]["prompt_format"] == "json":   # the grammar emits the schema's object, code included
+            bad = {r: c for r, c in m["drop_reasons"].items() if "json" in r}
+            assert not bad, (m["cell"], bad)
 
 
 def test_reference_checkpoint_definition(e2e):

@@ -47,7 +47,7 @@ class Sampling:
     top_p: float
     max_tokens: int
     stop: list[str] | None
-    response_format: str | None
+    response_format: dict | str | None   # an OpenAI response_format ({"type": ...}); a str is the bare type
     extra_body: dict | None = None   # server-specific request fields (a llama.cpp grammar for the embedded model)
 
 

@@ -22,7 +22,7 @@ _HTTP_ERROR = sdk_http_error(anthropic.DefaultAsyncHttpxClient)
 
 
 def messages_body(model: str, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
-                  stop: list[str] | None, response_format: str | None, extra_body: dict | None) -> dict:
+                  stop: list[str] | None, response_format: dict | str | None, extra_body: dict | None) -> dict:
     """The /v1/messages body (also `params` of one Message Batches request). System turns move to `system`."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     body = {"model": model, "messages": [m for m in messages if m["role"] != "system"], "max_tokens": max_tokens,

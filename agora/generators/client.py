@@ -66,7 +66,7 @@ class BatchState:
 
 class ChatClient(Protocol):
     async def complete(self, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
-                       stop: list[str] | None, response_format: str | None,
+                       stop: list[str] | None, response_format: dict | str | None,
                        extra_body: dict | None = None) -> Completion: ...
 
     async def aclose(self) -> None: ...
@@ -76,7 +76,7 @@ class BatchClient(Protocol):
     """The provider's batch API (OpenAI Batch, Anthropic Message Batches), spoken through its official SDK."""
 
     def body(self, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
-             stop: list[str] | None, response_format: str | None, extra_body: dict | None = None) -> dict: ...
+             stop: list[str] | None, response_format: dict | str | None, extra_body: dict | None = None) -> dict: ...
 
     async def batch_submit(self, items: list[tuple[str, dict]]) -> str: ...   # (custom_id, body) -> batch id
 

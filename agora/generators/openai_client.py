@@ -22,14 +22,14 @@ _HTTP_ERROR = sdk_http_error(openai.DefaultAsyncHttpxClient)
 
 
 def chat_body(model: str, messages: list[dict], *, temperature: float, top_p: float, max_tokens: int,
-              stop: list[str] | None, response_format: str | None, extra_body: dict | None) -> dict:
+              stop: list[str] | None, response_format: dict | str | None, extra_body: dict | None) -> dict:
     """The /v1/chat/completions request body (also the body of one line of a Batch input file)."""
     body = {"model": model, "messages": messages, "temperature": temperature, "top_p": top_p,
             "max_tokens": max_tokens}
     if stop:
         body["stop"] = list(stop)
     if response_format:
-        body["response_format"] = {"type": response_format}
+        body["response_format"] = response_format if isinstance(response_format, dict) else {"type": response_format}
     if extra_body:
         body.update(extra_body)
     return body

@@ -67,13 +67,19 @@ result ::= "\n[RESULT] " [^\n\[\]]{1,30} " [/RESULT]"
 code ::= "```python\n" codeline{1,30} "```"
 codeline ::= [^\n`]{0,100} "\n"
 """
-# What the answer of each domain must look like: a GBNF expression, and a regex for the answer's JSON string
-# (None: any string; code holds quotes and escapes that a pattern on the raw JSON cannot describe).
-_JSON_TEXT = r'[^"\\\[\]]{1,300}'  # no quotes or escapes, so a pattern on the string holds on the raw JSON
+# What the answer of each domain must look like, twice: as free text (GBNF), and inside a JSON string, where a
+# newline is the two characters `\\n` (GBNF again: a JSON-schema `pattern` on code is long enough to crash
+# llama.cpp's grammar compiler, and a schema without one lets a 135M model write prose instead of code).
+JSON_GBNF = r"""jtext ::= [^"\\\n\[\]]{1,300}
+jcode ::= "```python\\ndef " jchar{1,100} jnl (jcodeline jnl){0,20} "```"
+jnl ::= "\\n" | "\n"
+jcodeline ::= ([ #@)\]}a-z] jchar{0,99})?
+jchar ::= [^"\\\n\r\t`] | "\\\"" | "\\\\"
+"""
 ANSWERS = {
-    "math": ("text result", "^" + _JSON_TEXT + r" \[RESULT\] " + r'[^"\\\[\]]{1,30}' + r" \[/RESULT\]$"),
-    "code": ("code", None),
-    "instruction_following": ("text", "^" + _JSON_TEXT + "$"),
+    "math": ("text result", r'jtext " [RESULT] " [^"\\\n\[\]]{1,30} " [/RESULT]"'),
+    "code": ("code", "jcode"),
+    "instruction_following": ("text", "jtext"),
 }
 
 
@@ -82,17 +88,49 @@ def gbnf(root: str, domain: str) -> str:
     return f"root ::= {root}\nanswer ::= {ANSWERS[domain][0]}\n{GBNF_TEXT}"
 
 
-def json_schema(keys: tuple[str, ...], answer_key: str, domain: str) -> dict:
-    """A schema of string `keys`, with `answer_key` in the domain's answer shape (llama.cpp makes it a grammar)."""
-    props = {k: {"type": "string", "pattern": f"^{_JSON_TEXT}$"} for k in keys}
-    pattern = ANSWERS[domain][1]
-    props[answer_key] = {"type": "string", **({"pattern": pattern} if pattern else {})}
-    return {"type": "object", "properties": props, "required": list(keys)}
+def json_schema(keys: tuple[str, ...]) -> dict:
+    """The JSON format's schema: an object of required string `keys`."""
+    return {"type": "object", "properties": {k: {"type": "string"} for k in keys}, "required": list(keys),
+            "additionalProperties": False}
+
+
+def response_format(kind: str | None, keys: tuple[str, ...]) -> dict | None:
+    """The OpenAI `response_format` of a prompt format: none, JSON mode, or structured output with the schema.
+
+    `json_schema` (the `json` format's default) is what OpenAI and vLLM enforce server-side; Anthropic's Messages
+    API has no such field, so there the prompt's format instructions carry the schema alone.
+    """
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "example", "strict": True, "schema": json_schema(keys)}}
+    raise AgoraError(f"prompt_format.response_format={kind!r}; known: null, json_object, json_schema")
+
+
+def json_constraint(keys: tuple[str, ...], answer_key: str, domain: str) -> dict:
+    """Request fields that make a llama.cpp server write `json_schema(keys)` with `answer_key` in the domain's shape.
+
+    The grammar emits that object (code lines may end in a raw newline, which `parse_json_object` accepts); `response_format` is
+    cleared because llama-cpp-python lets a JSON response_format override an explicit grammar.
+    """
+    fields = []
+    for k in keys:
+        fields.append(f'"\\"{k}\\": \\"" ' + ("janswer" if k == answer_key else "jtext") + ' "\\""')
+    root = ' ", " '.join(fields)
+    grammar = f'root ::= "{{" {root} "}}"\njanswer ::= {ANSWERS[domain][1]}\n{JSON_GBNF}'
+    return {"response_format": None, "grammar": grammar}
 
 
 def cut_end(text: str) -> str:
     """The reply up to the [END] marker (servers that ignore `stop` still get cut)."""
     return text.split("[END]", 1)[0].strip()
+
+
+# A raw newline inside a JSON string is the commonest slip of a model writing code as JSON (json.loads rejects it
+# by default); it is read as the newline it means. Anything else that is not JSON is a counted `invalid_json` drop.
+_LENIENT = json.JSONDecoder(strict=False)
 
 
 def parse_json_object(text: str, keys: tuple[str, ...]) -> tuple[str, ...]:
@@ -101,7 +139,7 @@ def parse_json_object(text: str, keys: tuple[str, ...]) -> tuple[str, ...]:
     if start < 0:
         raise ParseError("no_json_object")
     try:
-        obj, _ = json.JSONDecoder().raw_decode(text[start:])
+        obj, _ = _LENIENT.raw_decode(text[start:])
     except json.JSONDecodeError:
         raise ParseError("invalid_json") from None
     if not isinstance(obj, dict) or any(not isinstance(obj.get(k), str) for k in keys):

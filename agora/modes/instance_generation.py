@@ -10,8 +10,10 @@ import json
 import random
 import re
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_schema, parse_json_object
+from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, parse_json_object
 
+JSON_KEYS = ("input", "output")   # the JSON format's object (`json_schema(JSON_KEYS)`)
+ANSWER_KEY = "output"
 FORMAT_INSTRUCTIONS = {
     "free_form": "Write the new problem after `INPUT:`, its solution after `OUTPUT:`, and then write [END], "
                  "exactly as in the demonstrations.",
@@ -44,14 +46,13 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
 def constraint(fmt: str, domain: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return {"response_format": {"type": "json_object",
-                                    "schema": json_schema(("input", "output"), "output", domain)}}
+        return json_constraint(JSON_KEYS, ANSWER_KEY, domain)
     return {"grammar": gbnf('"INPUT: " text "\\nOUTPUT: " answer', domain)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
     if fmt == "json":
-        return parse_json_object(text, ("input", "output"))
+        return parse_json_object(text, JSON_KEYS)
     body = re.sub(r"^\s*INPUT:", "", cut_end(text), flags=re.I)
     parts = re.split(r"^\s*OUTPUT:", body, maxsplit=1, flags=re.I | re.M)
     if len(parts) < 2:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import re
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_schema, parse_json_object
+from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, parse_json_object
 
+JSON_KEYS = ("revised_question", "revised_answer")   # the JSON format's object (`json_schema(JSON_KEYS)`)
+ANSWER_KEY = "revised_answer"
 FORMAT_INSTRUCTIONS = {
     "free_form": "Write `Revised Question:` followed by the revised question, then `Revised Answer:` followed by "
                  "the revised answer, then [END].",
@@ -26,14 +28,13 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
 def constraint(fmt: str, domain: str) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return {"response_format": {"type": "json_object", "schema": json_schema(
-            ("revised_question", "revised_answer"), "revised_answer", domain)}}
+        return json_constraint(JSON_KEYS, ANSWER_KEY, domain)
     return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " answer', domain)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
     if fmt == "json":
-        return parse_json_object(text, ("revised_question", "revised_answer"))
+        return parse_json_object(text, JSON_KEYS)
     body = re.sub(r"^\s*Revised Question:", "", cut_end(text), flags=re.I)
     parts = re.split(r"Revised Answer:", body, maxsplit=1, flags=re.I)
     if len(parts) < 2:
