@@ -6,15 +6,25 @@ tokens get label -100, and the response plus the end-of-turn token that closes i
 Whatever the template puts after the end-of-turn token (SmolLM2's trailing newline) is masked
 too: the model stops generating at that token, so nothing after it is ever sampled.
 
-Examples longer than `max_len` are dropped, not truncated: a truncated response teaches the
-student to stop mid-answer. The caller logs how many were dropped.
+Examples longer than `max_len` are dropped by default (`overlong="drop"`): a truncated response teaches
+the student to stop mid-answer. `overlong="truncate"` keeps their first `max_len` tokens instead. Either
+way the count is returned and logged (`train/dropped_too_long`, `train/truncated`); nothing is cut silently.
+
+Batches are packed padding-free by default (`PackedCollator`): the examples of a micro-batch are laid end to
+end in one row, with position ids restarting at 0 for each. transformers reads the restarts as example
+boundaries and builds a block-diagonal causal mask (sdpa/eager) or variable-length kernels (flash attention),
+so no token attends across examples and no compute goes to padding. `pack=False` pads instead, and the
+Trainer groups examples of similar length.
 """
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
+import torch
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
@@ -39,8 +49,16 @@ def encode_example(
     response: str,
     system: str | None,
     max_len: int,
+    truncate: bool = False,
 ) -> dict[str, list[int]] | None:
-    """Token ids, labels and attention mask for one example, or None when it exceeds `max_len`."""
+    """Token ids, labels and attention mask for one example; None when it exceeds `max_len` (and `truncate` is off
+    or would leave no response token to learn)."""
+    return _encode(tokenizer, instruction, response, system, max_len, truncate)[0]
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, instruction: str, response: str, system: str | None, max_len: int,
+            truncate: bool) -> tuple[dict[str, list[int]] | None, bool]:
+    """`encode_example`, and whether the example was cut to `max_len`."""
     if not tokenizer.chat_template:
         raise ValueError(
             f"tokenizer {tokenizer.name_or_path!r} has no chat_template; SFT renders examples with it"
@@ -52,15 +70,19 @@ def encode_example(
     # The template writes its own special tokens (BOS included) into the text.
     enc = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids: list[int] = enc["input_ids"]
-    if len(input_ids) > max_len:
-        return None
+    if len(input_ids) > max_len and not truncate:
+        return None, False
     offsets: list[tuple[int, int]] = enc["offset_mapping"]
 
     start = _response_start(tokenizer, input_ids, offsets, full_text, prompt_text, response)
     end = _response_end(tokenizer, input_ids, offsets, full_text, start, response)
     labels = [IGNORE_INDEX] * len(input_ids)
     labels[start:end] = input_ids[start:end]
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
+    if len(input_ids) > max_len:
+        if start >= max_len - 1:   # the prompt alone fills the window: nothing of the response would be learned
+            return None, False
+        return {"input_ids": input_ids[:max_len], "labels": labels[:max_len], "attention_mask": [1] * max_len}, True
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}, False
 
 
 def _response_start(
@@ -122,31 +144,78 @@ def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
     return ids
 
 
+@dataclass
+class Encoded:
+    """The encoded examples and what happened to the ones longer than `max_len`."""
+
+    dataset: datasets.Dataset
+    dropped_too_long: int
+    truncated: int
+
+
 def build_dataset(
     tokenizer: PreTrainedTokenizerBase,
     rows: list[dict[str, Any]],
     system: str | None,
     max_len: int,
-) -> tuple[datasets.Dataset, int]:
-    """Encode `rows` (keys `instruction`, `response`); return the data set and how many were too long."""
+    overlong: str = "drop",
+) -> Encoded:
+    """Encode `rows` (keys `instruction`, `response`); overlong ones are dropped or truncated and counted."""
+    if overlong not in ("drop", "truncate"):
+        raise ValueError(f"train.overlong={overlong!r}; known: drop, truncate")
     encoded: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "attention_mask": []}
-    dropped = 0
+    dropped = truncated = 0
     for i, row in enumerate(rows):
         try:
             instruction, response = row["instruction"], row["response"]
         except KeyError as e:
             raise KeyError(f"SFT row {i} lacks {e}; rows need 'instruction' and 'response' (got {sorted(row)})") from e
-        ex = encode_example(tokenizer, instruction, response, system, max_len)
+        ex, cut = _encode(tokenizer, instruction, response, system, max_len, overlong == "truncate")
         if ex is None:
             dropped += 1
             continue
+        truncated += cut
         for k in encoded:
             encoded[k].append(ex[k])
-    return datasets.Dataset.from_dict(encoded), dropped
+    return Encoded(datasets.Dataset.from_dict(encoded), dropped, truncated)
 
 
-def make_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
-    """Right-pads input_ids and attention_mask with the pad token / 0, and labels with -100."""
+def split_validation(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Train and validation indices: a seeded `fraction` of the examples (at least one, if fraction > 0 and n > 1)
+    is held out, so the validation loss is measured on examples the student never trained on."""
+    if fraction <= 0 or n < 2:
+        return list(range(n)), []
+    order = random.Random(seed).sample(range(n), n)
+    k = min(n - 1, max(1, round(n * fraction)))
+    return sorted(order[k:]), sorted(order[:k])
+
+
+@dataclass
+class PackedCollator:
+    """A micro-batch as one row: examples end to end, position ids restarting per example, no padding at all.
+
+    The first label of every example is -100 so the last token of one example is never trained to predict the
+    first token of the next. Without an attention mask, transformers derives the example boundaries from the
+    position ids (block-diagonal causal attention).
+    """
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        ids: list[int] = []
+        labels: list[int] = []
+        pos: list[int] = []
+        for f in features:
+            n = len(f["input_ids"])
+            ids += f["input_ids"]
+            labels += [IGNORE_INDEX] + list(f["labels"][1:])
+            pos += range(n)
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([pos])}
+
+
+def make_collator(tokenizer: PreTrainedTokenizerBase, pack: bool = True):
+    """Padding-free packing (the default), or right padding with the pad token and -100 labels."""
+    if pack:
+        return PackedCollator()
     if tokenizer.pad_token_id is None:
         # Padding positions are masked out of attention and loss, so which id fills them is moot.
         tokenizer.pad_token = tokenizer.eos_token

@@ -27,8 +27,9 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
-from agora.train.data import build_dataset, make_collator
+from agora.train.data import build_dataset, make_collator, split_validation
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class SFTConfig:
     gradient_checkpointing: bool = False
     logging_steps: int = 1
     threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    pack: bool = True  # padding-free packing (position ids restart per example); False: padded, length-grouped
+    overlong: str = "drop"  # examples over max_len: "drop" or "truncate" (counted either way)
+    val_fraction: float = 0.0  # held out of the training rows for the validation loss
+    eval_steps: int = 0  # > 0: validation loss every eval_steps as well as at the end
+    save_steps: int = 0  # > 0: a checkpoint every save_steps, resumed from after a crash
 
 
 @dataclass
@@ -66,18 +72,33 @@ class SFTResult:
     n_dropped: int
     seconds: float
     tokens_seen: int
+    n_truncated: int = 0
+    n_validation: int = 0
+    eval_loss: float | None = None
+    resumed_from: str | None = None
+    tokens_per_s: float = 0.0
 
 
 class _ForwardLogs(TrainerCallback):
-    """Hands each Trainer log dict (loss, learning_rate, grad_norm, epoch, ...) to `on_log`."""
+    """Hands each Trainer log dict (loss, learning_rate, grad_norm, eval_loss, ...) to `on_log`, on rank 0 only,
+    with `tokens_per_s`: training tokens (padding excluded) per second since the previous log."""
 
     def __init__(self, sink: OnLog) -> None:
         self.sink = sink  # not `self.on_log`: that would shadow the callback method
+        self.last: tuple[float, int] | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.last = (time.perf_counter(), state.num_input_tokens_seen)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
-        if logs and state.is_world_process_zero:
-            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
-            self.sink(numeric, state.global_step)
+        if not (logs and state.is_world_process_zero):
+            return
+        numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        now, seen = time.perf_counter(), state.num_input_tokens_seen
+        if self.last and "loss" in numeric and now > self.last[0]:
+            numeric["tokens_per_s"] = (seen - self.last[1]) / (now - self.last[0])
+            self.last = (now, seen)
+        self.sink(numeric, state.global_step)
 
 
 def train_sft(
@@ -86,61 +107,89 @@ def train_sft(
     out_dir: Path,
     cfg: SFTConfig,
     on_log: OnLog | None = None,
+    work_dir: Path | None = None,
 ) -> SFTResult:
-    """Fine-tune the model at `model_path` on `rows` and save it (with its tokenizer) to `out_dir`."""
+    """Fine-tune the model at `model_path` on `rows` and save it (with its tokenizer) to `out_dir`.
+
+    `work_dir` holds the checkpoints; a rerun with the same `work_dir` resumes from the last one. It defaults to a
+    hidden folder beside `out_dir`. Under DeepSpeed every rank calls this with the same arguments.
+    """
     t0 = time.perf_counter()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     out_dir = Path(out_dir)
+    work_dir = Path(work_dir) if work_dir else out_dir.with_name(f".{out_dir.name}.work")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    dataset, n_dropped = build_dataset(tokenizer, rows, cfg.system_prompt, cfg.max_len)
-    if n_dropped:
-        log.warning("dropped %d of %d examples longer than max_len=%d tokens", n_dropped, len(rows), cfg.max_len)
-    if len(dataset) == 0:
-        raise ValueError(f"no SFT examples left: {len(rows)} rows, {n_dropped} longer than max_len={cfg.max_len}")
+    enc = build_dataset(tokenizer, rows, cfg.system_prompt, cfg.max_len, cfg.overlong)
+    if enc.dropped_too_long:
+        log.warning("dropped %d of %d examples longer than max_len=%d tokens", enc.dropped_too_long, len(rows),
+                    cfg.max_len)
+    if enc.truncated:
+        log.warning("truncated %d of %d examples to max_len=%d tokens", enc.truncated, len(rows), cfg.max_len)
+    if len(enc.dataset) == 0:
+        raise ValueError(f"no SFT examples left: {len(rows)} rows, {enc.dropped_too_long} longer than "
+                         f"max_len={cfg.max_len}")
+    train_idx, val_idx = split_validation(len(enc.dataset), cfg.val_fraction, cfg.seed)
+    train_set = enc.dataset.select(train_idx)
+    val_set = enc.dataset.select(val_idx) if val_idx else None
+    if not cfg.pack:
+        train_set = train_set.add_column("length", [len(x) for x in train_set["input_ids"]])
 
     # fp32 master weights: bf16 is autocast only (cfg.bf16); pure-bf16 AdamW at lr 1e-5 loses updates.
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    if cfg.gradient_checkpointing:
-        model.config.use_cache = False
+    model.config.use_cache = False   # training: no KV cache (transformers then reads packed position ids)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_dir.with_name(f".{out_dir.name}.partial")
-    args = TrainingArguments(**_training_kwargs(cfg, tmp_dir))
-    if args.process_index == 0 and tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
+    args = TrainingArguments(**_training_kwargs(cfg, work_dir, has_eval=val_set is not None))
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=dataset,
-        data_collator=make_collator(tokenizer),
+        train_dataset=train_set,
+        eval_dataset=val_set,
+        data_collator=make_collator(tokenizer, pack=cfg.pack),
         processing_class=tokenizer,
         callbacks=[_ForwardLogs(on_log)] if on_log else [],
     )
+    resume = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
     log.info(
-        "SFT: %d examples (%d dropped), %s, %d threads, on %s",
-        len(dataset), n_dropped, _budget(cfg), torch.get_num_threads(), args.device,
+        "SFT: %d train + %d validation examples (%d dropped, %d truncated), %s, %d threads, on %s%s",
+        len(train_set), len(val_idx), enc.dropped_too_long, enc.truncated, _budget(cfg), torch.get_num_threads(),
+        args.device, f", resuming from {resume}" if resume else "",
     )
-    out = trainer.train()
-    # Every rank calls this (ZeRO-3 gathers the shards); rank 0 writes the model and tokenizer.
+    t_train = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume)
+    train_s = time.perf_counter() - t_train
+    eval_loss = None
+    if val_set is not None:
+        metrics = trainer.evaluate()
+        eval_loss = float(metrics["eval_loss"])
+    # Every rank calls this (ZeRO-3 gathers the 16-bit weights); rank 0 writes one consolidated HF folder.
+    tmp_dir = out_dir.with_name(f".{out_dir.name}.partial")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     trainer.save_model(str(tmp_dir))
     if trainer.is_world_process_zero():
         _swap_into_place(tmp_dir, out_dir)
 
+    tokens = int(trainer.state.num_input_tokens_seen)
     result = SFTResult(
         out_dir=out_dir,
         train_loss=float(out.training_loss),
         steps=int(out.global_step),
-        n_examples=len(dataset),
-        n_dropped=n_dropped,
+        n_examples=len(train_set),
+        n_dropped=enc.dropped_too_long,
         seconds=time.perf_counter() - t0,
-        tokens_seen=int(trainer.state.num_input_tokens_seen),
+        tokens_seen=tokens,
+        n_truncated=enc.truncated,
+        n_validation=len(val_idx),
+        eval_loss=eval_loss,
+        resumed_from=resume,
+        tokens_per_s=tokens / train_s if train_s > 0 else 0.0,
     )
     log.info("SFT done: %s", result)
     return result
 
 
-def _training_kwargs(cfg: SFTConfig, output_dir: Path) -> dict[str, Any]:
+def _training_kwargs(cfg: SFTConfig, output_dir: Path, has_eval: bool = False) -> dict[str, Any]:
     kw: dict[str, Any] = dict(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
@@ -151,12 +200,19 @@ def _training_kwargs(cfg: SFTConfig, output_dir: Path) -> dict[str, Any]:
         weight_decay=cfg.weight_decay,
         lr_scheduler_type=cfg.lr_scheduler,
         seed=cfg.seed,
+        data_seed=cfg.seed,
         bf16=cfg.bf16,
         deepspeed=cfg.deepspeed,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         report_to=[],  # the caller tracks through on_log
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps > 0 else "no",
+        save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
+        save_total_limit=2,   # the last two: a kill during a save still leaves a whole one
+        eval_strategy="steps" if has_eval and cfg.eval_steps > 0 else "no",
+        eval_steps=cfg.eval_steps if cfg.eval_steps > 0 else None,
+        per_device_eval_batch_size=cfg.per_device_batch_size,
+        train_sampling_strategy="random" if cfg.pack else "group_by_length",
         use_cpu=not torch.cuda.is_available(),
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
