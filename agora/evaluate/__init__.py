@@ -95,6 +95,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
 
     if JUDGED & set(names):   # a judged benchmark needs the judge's key: say so before any model runs
         require_key(cfg.judge.api_key_env, f"{cfg.judge.name} (judge=)")
+    from agora.metrics import intrinsic
+
+    intrinsic.run(cfg, store, src, tracker)   # the data set's own qualities, once per data cell (intrinsic.json)
     benchmarks = {b: load_split(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
     shots = load_split(cfg, list(cfg.domain.human[data]), "train", cfg.eval.base_fewshot) if cfg.eval.base_fewshot else []
     fewshot = [(r["question"], r["solution"]) for r in shots]

