@@ -73,9 +73,12 @@ def data_spec(cfg: DictConfig, template_version: int) -> dict:
 
 def train_spec(cfg: DictConfig) -> dict:
     """The student and the training settings (threads and logging do not change the weights)."""
-    t = {k: v for k, v in _plain(cfg.train).items() if k not in ("threads", "logging_steps")}
+    # Threads, logging, checkpoint cadence and the process layout do not change the weights (a 2-process ZeRO-3
+    # run matches one process to 1e-6; tests/test_distributed.py), so they are not part of the key.
+    skip = ("threads", "logging_steps", "eval_steps", "save_steps", "launch")
+    t = {k: v for k, v in _plain(cfg.train).items() if k not in skip}
     return {"student": _plain(cfg.student), "train": t, "system_prompt": cfg.domain.system_prompt,
-            "deepspeed": cfg.deepspeed.config, "seed": cfg.seed}
+            "deepspeed": cfg.deepspeed.config, "seed": cfg.train.seed}
 
 
 def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:

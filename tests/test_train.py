@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from agora.train.data import IGNORE_INDEX, build_dataset, encode_example, make_collator
+from agora.train.data import IGNORE_INDEX, build_dataset, encode_example, make_collator, split_validation
 from agora.train.sft import SFTConfig, train_sft
 from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
 
@@ -99,15 +99,60 @@ def test_overlong_examples_are_dropped_and_counted(tokenizer):
         {"instruction": "word " * 600, "response": "too long"},
         {"instruction": "also short", "response": "fine"},
     ]
-    ds, dropped = build_dataset(tokenizer, rows, SYSTEM, max_len=128)
-    assert (len(ds), dropped) == (2, 1)
+    enc = build_dataset(tokenizer, rows, SYSTEM, max_len=128)
+    assert (len(enc.dataset), enc.dropped_too_long, enc.truncated) == (2, 1, 0)
     assert encode_example(tokenizer, "word " * 600, "x", None, max_len=128) is None
+
+
+def test_overlong_examples_can_be_truncated_and_are_counted(tokenizer):
+    rows = [{"instruction": "short", "response": "word " * 300},      # the response is cut: kept, counted
+            {"instruction": "word " * 600, "response": "x"},          # the prompt fills the window: dropped
+            {"instruction": "also short", "response": "fine"}]
+    enc = build_dataset(tokenizer, rows, SYSTEM, max_len=128, overlong="truncate")
+    assert (len(enc.dataset), enc.dropped_too_long, enc.truncated) == (2, 1, 1)
+    cut = enc.dataset[0]
+    assert len(cut["input_ids"]) == 128 and any(t != IGNORE_INDEX for t in cut["labels"])
+    with pytest.raises(ValueError, match="overlong"):
+        build_dataset(tokenizer, rows, SYSTEM, max_len=128, overlong="wrap")
+
+
+def test_validation_split_is_held_out_seeded_and_disjoint():
+    train, val = split_validation(40, 0.1, seed=7)
+    assert len(val) == 4 and not set(train) & set(val) and sorted(train + val) == list(range(40))
+    assert split_validation(40, 0.1, seed=7) == (train, val) and split_validation(40, 0.1, seed=8)[1] != val
+    assert split_validation(5, 0.05, seed=0)[1] and split_validation(1, 0.5, seed=0) == ([0], [])
+    assert split_validation(10, 0.0, seed=0) == (list(range(10)), [])
+
+
+def test_packed_batch_gives_each_example_the_loss_it_has_alone(tiny_dir, tokenizer):
+    """Packing is exact: position ids restart, no token attends across examples, no label crosses a boundary."""
+    rows = [{"instruction": "a", "response": "b"}, {"instruction": "a longer one", "response": "b c d e f"},
+            {"instruction": "third", "response": "the end"}]
+    ds = build_dataset(tokenizer, rows, None, 256).dataset
+    feats = [ds[i] for i in range(3)]
+    packed = make_collator(tokenizer, pack=True)(feats)
+    assert packed["input_ids"].shape[0] == 1 and "attention_mask" not in packed   # one row, no padding
+    assert packed["input_ids"].shape[1] == sum(len(f["input_ids"]) for f in feats)
+    assert packed["position_ids"][0, len(feats[0]["input_ids"])].item() == 0
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+    model.config.use_cache = False
+    with torch.no_grad():
+        logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"]).logits[0]
+        at = 0
+        for f in feats:
+            n = len(f["input_ids"])
+            alone = model(input_ids=torch.tensor([f["input_ids"]])).logits[0]
+            assert torch.allclose(logits[at:at + n], alone, atol=1e-4), "attention leaked across examples"
+            at += n
+    padded = make_collator(tokenizer, pack=False)(feats)
+    lens = [len(f["input_ids"]) for f in feats]
+    assert padded["attention_mask"].numel() == 3 * max(lens) > sum(lens)   # the padding that packing does not pay
 
 
 def test_collator_right_pads_with_ignored_labels(tokenizer):
     rows = [{"instruction": "a", "response": "b"}, {"instruction": "a longer one", "response": "b c d e f"}]
-    ds, _ = build_dataset(tokenizer, rows, None, 256)
-    batch = make_collator(tokenizer)([ds[0], ds[1]])
+    ds = build_dataset(tokenizer, rows, None, 256).dataset
+    batch = make_collator(tokenizer, pack=False)([ds[0], ds[1]])
     n0 = len(ds[0]["input_ids"])
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
     assert batch["input_ids"].shape[1] == len(ds[1]["input_ids"]) > n0
@@ -132,6 +177,7 @@ def test_train_sft_on_the_tiny_student_lowers_the_loss_and_saves(tiny_dir, tmp_p
     assert {"learning_rate", "grad_norm", "epoch"} <= set(logged[0][1])
     assert (result.steps, result.n_examples, result.n_dropped) == (10, 16, 1)
     assert result.out_dir == out and result.tokens_seen > 0 and result.train_loss > 0
+    assert all("tokens_per_s" in m for _, m in logged if "loss" in m)
     assert not list(tmp_path.glob(".*partial"))  # the temp folder was renamed into place
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)

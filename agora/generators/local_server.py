@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from agora import AgoraError
+from agora.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def llama_cpp_server(model_path: Path, *, n_ctx: int, n_threads: int, startup_ti
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(log_path, "ab") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=die_with_parent)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(url, proc, startup_timeout_s, log_path)

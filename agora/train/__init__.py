@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
-from agora.store import Cell, Store, data_spec, digest, read_jsonl, train_spec
+from agora.store import Cell, Store, data_spec, digest, read_jsonl, train_spec, write_jsonl
 from agora.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -50,24 +50,60 @@ def sft_config(cfg: DictConfig):
     return SFTConfig(epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
                      per_device_batch_size=t.per_device_batch_size, grad_accum=t.grad_accum, max_len=t.max_len,
                      warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler=t.lr_scheduler,
-                     seed=cfg.seed, bf16=t.bf16, system_prompt=cfg.domain.system_prompt, deepspeed=ds,
+                     seed=t.seed, bf16=t.bf16, system_prompt=cfg.domain.system_prompt, deepspeed=ds,
                      gradient_checkpointing=t.gradient_checkpointing, logging_steps=t.logging_steps,
-                     threads=t.threads)
+                     threads=t.threads, pack=t.pack, overlong=t.overlong, val_fraction=t.val_fraction,
+                     eval_steps=t.eval_steps, save_steps=t.save_steps, chat_template=cfg.student.get("chat_template"))
+
+
+def launch_of(cfg: DictConfig):
+    """The cell's process layout, or None to train in this process (one process and no DeepSpeed)."""
+    from agora.train.distributed import Launch
+
+    lc = cfg.train.launch
+    launch = Launch(nproc_per_node=lc.nproc_per_node, nnodes=lc.nnodes, rdzv_endpoint=lc.rdzv_endpoint,
+                    launcher=lc.launcher)
+    if launch.nproc_per_node * launch.nnodes == 1 and not cfg.deepspeed.config:
+        return None
+    if launch.nnodes > 1 and not launch.rdzv_endpoint:
+        raise AgoraError("train.launch.nnodes > 1 needs train.launch.rdzv_endpoint=HOST:PORT (node 0)")
+    return launch
+
+
+_RENAME = {"learning_rate": "lr"}   # the Trainer's log keys -> ours (train/lr)
 
 
 def fit(cfg: DictConfig, store: Store, tracker: Tracker, rows: list[dict], out: Path, manifest: dict,
         prefix: str) -> dict:
     """Fine-tune the base student on `rows` into product folder `out` (its `model/` subfolder)."""
+    import shutil
+
+    from agora.train.distributed import run_job
     from agora.train.sft import train_sft
 
+    history: list[dict] = []
+
+    def on_log(m: dict, step: int) -> None:
+        history.append({"step": step, **m})
+        tracker.log({f"{prefix}/{_RENAME.get(k, k.removeprefix('train_'))}": v for k, v in m.items()}, step=step)
+
     base = student_path(cfg.student, store)
+    work = out.with_name(f".{out.name}.work")   # checkpoints: stable across a crash, so a rerun resumes
+    launch = launch_of(cfg)
     with store.write(out, manifest) as tmp:
-        res = train_sft(base, rows, tmp / "model", sft_config(cfg),
-                        on_log=lambda m, step: tracker.log({f"{prefix}/{k.removeprefix('train_')}": v
-                                                            for k, v in m.items()}, step=step))
+        if launch is None:
+            res = train_sft(base, rows, tmp / "model", sft_config(cfg), on_log=on_log, work_dir=work / "checkpoints")
+        else:
+            res = run_job(base, rows, tmp / "model", sft_config(cfg), work, launch, on_log=on_log)
         summary = {"loss": res.train_loss, "steps": res.steps, "examples": res.n_examples,
-                   "dropped_too_long": res.n_dropped, "seconds": round(res.seconds, 2), "tokens": res.tokens_seen}
+                   "validation_examples": res.n_validation, "eval_loss": res.eval_loss,
+                   "dropped_too_long": res.n_dropped, "truncated": res.n_truncated, "seconds": round(res.seconds, 2),
+                   "tokens": res.tokens_seen, "tokens_per_s": round(res.tokens_per_s, 1),
+                   "resumed_from": res.resumed_from,
+                   "processes": launch.nproc_per_node * launch.nnodes if launch else 1}
         manifest["summary"] = summary
+        write_jsonl(tmp / "train_log.jsonl", history)   # the loss curve, kept with the model
+    shutil.rmtree(work, ignore_errors=True)   # the product is committed: its checkpoints are no longer needed
     return summary
 
 

@@ -22,9 +22,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from agora import AgoraError
+from agora.procs import die_with_parent
 from agora.train.sft import OnLog, SFTConfig, SFTResult, train_sft
 
 
@@ -52,9 +52,8 @@ def command(launch: Launch, job: Path) -> list[str]:
     raise AgoraError(f"train.launch.launcher={launch.launcher!r}; known: torchrun, deepspeed")
 
 
-def run_job(model_path: str, rows: list[dict], out_dir: Path, cfg: SFTConfig, work_dir: Path, launch: Launch,
-            on_log: OnLog | None = None) -> SFTResult:
-    """Train in `launch.nproc_per_node` processes; returns rank 0's result. Logs stream to `on_log` as they land."""
+def write_job(model_path: str, rows: list[dict], out_dir: Path, cfg: SFTConfig, work_dir: Path) -> Path:
+    """The job file the ranks read (rows beside it); rewriting it for a rerun keeps the checkpoints."""
     work_dir.mkdir(parents=True, exist_ok=True)
     rows_path, log_path, result_path = work_dir / "rows.jsonl", work_dir / "log.jsonl", work_dir / "result.json"
     with open(rows_path, "w") as f:
@@ -66,6 +65,14 @@ def run_job(model_path: str, rows: list[dict], out_dir: Path, cfg: SFTConfig, wo
     job.write_text(json.dumps({"model_path": str(model_path), "rows": str(rows_path), "out_dir": str(out_dir),
                                "work_dir": str(work_dir), "log": str(log_path), "result": str(result_path),
                                "config": dataclasses.asdict(cfg)}, indent=2))
+    return job
+
+
+def run_job(model_path: str, rows: list[dict], out_dir: Path, cfg: SFTConfig, work_dir: Path, launch: Launch,
+            on_log: OnLog | None = None) -> SFTResult:
+    """Train in `launch.nproc_per_node` processes; returns rank 0's result. Logs stream to `on_log` as they land."""
+    job = write_job(model_path, rows, out_dir, cfg, work_dir)
+    log_path, result_path = work_dir / "log.jsonl", work_dir / "result.json"
     cmd = command(launch, job)
     env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads or max(1, (os.cpu_count() or 1) // launch.nproc_per_node))}
     stop = threading.Event()
@@ -73,7 +80,7 @@ def run_job(model_path: str, rows: list[dict], out_dir: Path, cfg: SFTConfig, wo
     if tail:
         tail.start()
     try:
-        proc = subprocess.run(cmd, env=env)
+        proc = subprocess.run(cmd, env=env, preexec_fn=die_with_parent)
     finally:
         stop.set()
         if tail:
@@ -119,8 +126,11 @@ def main(argv: list[str]) -> None:
 
     from agora.store import read_jsonl
 
+    cfg = SFTConfig(**job["config"])
+    if cfg.threads:   # train.threads is the cell's budget: the ranks on one node share it
+        cfg = dataclasses.replace(cfg, threads=max(1, cfg.threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     result = train_sft(job["model_path"], read_jsonl(Path(job["rows"])), Path(job["out_dir"]),
-                       SFTConfig(**job["config"]), on_log=append if _rank_zero() else None,
+                       cfg, on_log=append if _rank_zero() else None,
                        work_dir=Path(job["work_dir"]) / "checkpoints")
     if _rank_zero():
         tmp = Path(job["result"] + ".tmp")

@@ -61,6 +61,7 @@ class SFTConfig:
     val_fraction: float = 0.0  # held out of the training rows for the validation loss
     eval_steps: int = 0  # > 0: validation loss every eval_steps as well as at the end
     save_steps: int = 0  # > 0: a checkpoint every save_steps, resumed from after a crash
+    chat_template: str | None = None  # a named template (student.CHAT_TEMPLATES) for a tokenizer that has none
 
 
 @dataclass
@@ -120,6 +121,10 @@ def train_sft(
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.with_name(f".{out_dir.name}.work")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if cfg.chat_template and not tokenizer.chat_template:   # saved with the model, so evaluation uses it too
+        from agora.train.student import CHAT_TEMPLATES
+
+        tokenizer.chat_template = CHAT_TEMPLATES[cfg.chat_template]
     enc = build_dataset(tokenizer, rows, cfg.system_prompt, cfg.max_len, cfg.overlong)
     if enc.dropped_too_long:
         log.warning("dropped %d of %d examples longer than max_len=%d tokens", enc.dropped_too_long, len(rows),

@@ -54,6 +54,16 @@ GEMMA3_CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
 )
 
+# Llama-3's chat format (REFERENCE.md: the paper's student is the base Llama-3.1-8B, fine-tuned into this format
+# with the system message "You are a helpful AI assistant." and turns ending in <|eot_id|>). The base model's
+# tokenizer ships without a template.
+LLAMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+CHAT_TEMPLATES = {"llama3": LLAMA3_CHAT_TEMPLATE, "gemma3": GEMMA3_CHAT_TEMPLATE}
+
 
 def materialize_student(source: str, name: str, cache_root: Path, **kw: Any) -> Path | str:
     """Return a folder (or, for `hub`, an id) that `from_pretrained` loads; build it if missing.
