@@ -1,28 +1,376 @@
-"""The sweep report: a row per evaluated cell, and a PGR-against-dollars plot of the cells with a defined PGR."""
+"""The sweep report: its numbers against hand computations, its page, and a real smoke sweep checked against the store.
+
+- t-intervals, Welch differences, the Pareto frontier, PCA + regression and the budget advice are redone by hand
+  or with plain numpy formulas on fixed tables;
+- the HTML is parsed: every <img> is a PNG beside it, the tables have one row per run and per cell;
+- a real multirun (embedded llama.cpp generator, SmolLM2 student) of 2 volumes x 2 prompt formats x 2 train seeds
+  in math ends in the report (a Hydra callback), whose every figure is checked against the cells' own manifests.
+"""
 from __future__ import annotations
 
-import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
 
-from agora.metrics import report
+import numpy as np
+import pytest
 
+from agora.metrics import analysis, report
+from conftest import ROOT
 
-def cell(gen: str, mode: str, pgr, cost: float) -> dict:
-    return {"generator": gen, "domain": "math", "mode": mode, "prompt_format": "free_form", "budget": "n10k",
-            "pgr": pgr, "cost_usd": cost, "kept": 10000, "base": 19.8, "reference": 34.6, "student": 28.1}
-
-
-def test_report_table_and_plot(tmp_path):
-    report.record(tmp_path, "a", cell("gpt4o", "instance_generation", 55.8, 41.2))
-    report.record(tmp_path, "b", cell("gpt4o_mini", "instance_generation", 16.1, 2.5))
-    report.record(tmp_path, "c", cell("llama31_8b", "response_generation", None, 0.9))  # undefined PGR
-    table, plot = report.build(tmp_path)
-    rows = list(csv.DictReader(open(table)))
-    assert [r["generator"] for r in rows] == ["gpt4o", "gpt4o_mini", "llama31_8b"]
-    assert rows[2]["pgr"] == ""
-    assert plot is not None and plot.stat().st_size > 5000 and plot.read_bytes()[:4] == b"\x89PNG"
+FEATURES = ["difficulty", "diversity_instruction", "diversity_response", "perplexity", "quality"]
 
 
-def test_no_plot_without_a_defined_pgr(tmp_path):
-    report.record(tmp_path, "c", cell("local", "instance_generation", None, 0.0))
-    table, plot = report.build(tmp_path)
-    assert table.exists() and plot is None
+# ---------------------------------------------------------------- parsing the page
+class Page(HTMLParser):
+    """The <img> sources and every table's body rows (cell texts), by table id."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.imgs: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self.heads: dict[str, list[str]] = {}
+        self._table: str | None = None
+        self._in_body = False
+        self._cell: list[str] | None = None
+        self._row: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a["src"])
+        elif tag == "table":
+            self._table = a["id"]
+            self.tables[self._table], self.heads[self._table] = [], []
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._table:
+            (self.tables if self._in_body else self.heads)[self._table].extend(
+                [self._row] if self._in_body else self._row)
+        elif tag == "tbody":
+            self._in_body = False
+        elif tag == "table":
+            self._table = None
+
+
+def check_page(index: Path, n_runs: int, n_cells: int) -> Page:
+    page = Page(index.read_text())
+    assert page.imgs, "the report has no plot"
+    for src in page.imgs:
+        png = index.parent / src
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, src
+    assert len(page.tables["cells"]) == n_runs
+    assert len(page.tables["groups"]) == n_cells
+    assert "advice" in page.tables and "comparisons" in page.tables
+    return page
+
+
+def column(page: Page, table: str, name: str) -> list[str]:
+    j = page.heads[table].index(name)
+    return [r[j] for r in page.tables[table]]
+
+
+# ---------------------------------------------------------------- the numbers, by hand
+def test_t_quantiles_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in [1, 2, 3, 7, 30, 31, 45, 100, 1000]:
+        assert analysis.t975(df) == pytest.approx(float(stats.t.ppf(0.975, df)), abs=2e-6), df
+    assert analysis.t975(4.7) == analysis.t975(4)   # Welch's fractional df is floored (a wider interval)
+
+
+def test_t_interval_and_welch_by_hand():
+    iv = analysis.t_interval([10.0, 20.0, 30.0])   # mean 20, s = 10, t(0.975, 2) = 4.302653
+    assert (iv.mean, iv.sd, iv.n) == (20.0, 10.0, 3)
+    assert iv.low == pytest.approx(20 - 4.302653 * 10 / math.sqrt(3), abs=1e-5)
+    assert iv.high == pytest.approx(20 + 24.841377, abs=1e-5)
+    one = analysis.t_interval([7.0])
+    assert (one.mean, one.low, one.high) == (7.0, None, None)
+    # a = [10, 12, 14], b = [11, 13, 15]: diff -1, se = sqrt(4/3 + 4/3), df = 4 -> t 2.776445
+    d = analysis.welch([10.0, 12.0, 14.0], [11.0, 13.0, 15.0])
+    se = math.sqrt(8 / 3)
+    assert d.diff == -1.0 and d.low == pytest.approx(-1 - 2.776445 * se) and d.high == pytest.approx(-1 + 2.776445 * se)
+    assert d.verdict == "within noise"
+    assert analysis.welch([10.0, 10.2], [20.0, 20.2]).verdict == "beyond noise"
+    assert analysis.welch([10.0], [20.0, 20.2]).verdict.startswith("no noise estimate")
+
+
+def test_pareto_front_by_hand():
+    cost = [0.0, 1.0, 2.0, 2.0, 5.0, 0.5]
+    pgr = [5.0, 20.0, 15.0, 30.0, 25.0, 5.0]
+    # $0 -> 5; $0.5 gives no more (5); $1 -> 20; $2 -> 30 (the 15 at $2 is beaten); $5 -> 25 < 30
+    assert analysis.pareto_front(cost, pgr) == [0, 1, 3]
+
+
+def test_pca_and_regression_worked_by_hand():
+    # b = 2a, so after standardising both columns are z = (x - 2.5) / sqrt(1.25): PC1 = (1, 1)/sqrt(2) holds all
+    # the variance, eigenvalue sum(2 z^2) / (n - 1) = 2 * 4 / 3. PGR y = [10, 20, 20, 30] on z: slope 26.833/4,
+    # fitted [11, 17, 23, 29] -> residuals [-1, 3, -3, 1], SS_res 20, SS_tot 200, R^2 = 0.9.
+    x = np.array([[1, 2], [2, 4], [3, 6], [4, 8]], dtype=float)
+    p = analysis.pca(x, ["a", "b"], k=1)
+    assert p.explained_variance[0] == pytest.approx(8 / 3)
+    assert p.explained_variance_ratio[0] == pytest.approx(1.0)
+    assert p.components[0] == pytest.approx([1 / math.sqrt(2), 1 / math.sqrt(2)])
+    z = (np.arange(1, 5) - 2.5) / math.sqrt(1.25)
+    assert p.scores[:, 0] == pytest.approx(math.sqrt(2) * z)
+    fit = analysis.regress(p.scores, np.array([10.0, 20.0, 20.0, 30.0]))
+    assert fit.r2 == pytest.approx(0.9)
+    assert fit.coef == pytest.approx([20.0, 3 * math.sqrt(5 / 2)])   # slope on z is 3*sqrt(5); on sqrt(2) z, / sqrt(2)
+    assert fit.adj_r2 == pytest.approx(1 - 0.1 * 3 / 2)
+
+
+def fixed_rows(tmp: Path) -> list[dict]:
+    """3 generators x 2 volumes x 2 train seeds in math (12 runs, 6 cells), each data cell with intrinsic.json."""
+    rng = np.random.default_rng(7)
+    rows = []
+    price = {"gpt4o": 0.004, "gpt4o_mini": 0.0003, "llama31_8b": 0.0001}
+    base_pgr = {"gpt4o": 30.0, "gpt4o_mini": 20.0, "llama31_8b": 10.0}
+    for gen in price:
+        for n in (1000, 10000):
+            data = f"data/math/instance_generation/{gen}/free_form-n{n}"
+            (tmp / data).mkdir(parents=True)
+            metrics = {f: float(v) for f, v in zip(FEATURES, rng.normal(size=5) + [3, 0.3, 0.4, 5, 3.5])}
+            (tmp / data / "intrinsic.json").write_text(json.dumps({"metrics": {**metrics, "note": "text is ignored"}}))
+            for seed, noise in ((1, -1.0), (2, 1.5)):
+                pgr = base_pgr[gen] + 5 * math.log10(n / 1000) + noise
+                rows.append({"generator": gen, "domain": "math", "mode": "instance_generation", "budget": f"n{n}",
+                             "budget_n": n, "prompt_format": "free_form", "train_seed": seed,
+                             "reference_kind": "human_sft", "pgr": pgr, "pgr_of_means": pgr,
+                             "benchmarks": {"gsm8k": {"base": 20.0, "reference": 40.0, "student": 20 + pgr / 5,
+                                                      "pgr": pgr}},
+                             "base": 20.0, "reference": 40.0, "student": 20 + pgr / 5, "cost_usd": n * price[gen],
+                             "input_tokens": 300 * n, "output_tokens": 200 * n, "kept": n, "dropped": n // 10,
+                             "surplus": 0, "failed": 0, "data_dir": data, "group": f"{gen}-{n}"})
+    for i, r in enumerate(rows):
+        report.record(tmp, f"r{i:02d}", r)
+    return report.load_store(tmp)
+
+
+def test_pca_and_regression_against_plain_numpy(tmp_path):
+    rows = fixed_rows(tmp_path)
+    assert all(set(r["intrinsic"]) == set(FEATURES) for r in rows)   # the text field is not a metric
+    groups = report.group_rows(rows)
+    p, skipped = report.intrinsic_analysis(groups)
+    assert skipped is None and p["features"] == FEATURES
+    x = np.array([[g["intrinsic"][f] for f in FEATURES] for g in groups])
+    y = np.array([g["pgr"] for g in groups])
+    z = (x - x.mean(0)) / x.std(0)                       # z-scores, population sd
+    eig, vec = np.linalg.eigh(z.T @ z / (len(z) - 1))    # the covariance of the z-scores, eigendecomposed
+    order = eig.argsort()[::-1]
+    eig, vec = eig[order], vec[:, order]
+    k = min(5, len(groups) - 1)                           # 6 cells: 5 components
+    assert list(p["explained_variance"].values()) == pytest.approx(eig[:k])
+    assert list(p["explained_variance_ratio"].values()) == pytest.approx(eig[:k] / eig.sum())
+    for i, name in enumerate(p["loadings"]):
+        assert abs(np.dot(list(p["loadings"][name].values()), vec[:, i])) == pytest.approx(1.0)   # same axis
+    scores = np.array(p["scores"])
+    kr = p["regression"]["k"]
+    assert kr == len(groups) - 2                          # as many components as 6 cells can fit with an intercept
+    a = np.column_stack([np.ones(len(y)), scores[:, :kr]])
+    coef = np.linalg.solve(a.T @ a, a.T @ y)              # the normal equations
+    r2 = 1 - ((y - a @ coef) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert p["regression"]["r2"] == pytest.approx(r2)
+    assert list(p["regression"]["coef"].values()) == pytest.approx(coef)
+
+
+def test_pca_says_why_it_is_skipped(tmp_path):
+    rows = fixed_rows(tmp_path)
+    for r in rows:
+        if r["generator"] != "gpt4o":
+            r["intrinsic"] = {}
+    p, skipped = report.intrinsic_analysis(report.group_rows(rows))
+    assert p is None and "2 cell(s) have intrinsic metrics" in skipped
+
+
+def test_budget_advice_interpolates_and_flags_extrapolation():
+    s = analysis.Series("mini", [100.0, 1000.0], [10.0, 20.0], 0.01, [1.0, 10.0])
+    a = analysis.advise(s, 5.0)                  # 500 affordable: 10 + 10 * log(5) / log(10), inside 100..1000
+    assert (a.volume, a.extrapolated) == (500, False) and a.expected_pgr == pytest.approx(10 + 10 * math.log10(5))
+    a = analysis.advise(s, 100.0)                # 10,000 affordable: the last segment's trend, one decade on
+    assert (a.volume, a.expected_pgr, a.extrapolated) == (10000, pytest.approx(30.0), True)
+    assert "EXTRAPOLATED beyond" in a.note
+    a = analysis.advise(s, 0.5)                  # 50 affordable: below the smallest measured volume
+    assert a.volume == 50 and a.extrapolated and a.expected_pgr == pytest.approx(10 - 10 * math.log10(2))
+    assert analysis.advise(s, 0.005) is None     # not one example
+    falling = analysis.Series("big", [100.0, 1000.0], [25.0, 22.0], 0.1)
+    assert analysis.advise(falling, 1000.0).volume == 100   # more data measured worse: the better volume is kept
+    ranked = analysis.recommend([s, falling], 10.0)          # mini: N=1000 at PGR 20; big: N=100 at 25 for $10
+    assert [x.label for x in ranked] == ["big", "mini"] and ranked[0].cost_usd == pytest.approx(10.0)
+    free = analysis.advise(analysis.Series("local", [2.0, 3.0], [4.0, 1.0], 0.0), 50.0)
+    assert (free.volume, free.expected_pgr, free.cost_usd) == (2, 4.0, 0.0) and "does not bind" in free.note
+
+
+def test_report_page_on_a_fixed_table(tmp_path):
+    rows = fixed_rows(tmp_path)
+    index = report.build_store(tmp_path)
+    page = check_page(index, n_runs=12, n_cells=6)
+    assert {"pgr_vs_usd_math.png", "pgr_vs_n.png", "pca.png"} <= set(page.imgs)
+    assert column(page, "cells", "intrinsic/quality") == [f"{r['intrinsic']['quality']:.2f}" for r in rows]
+    # every pair of generators at each volume is compared: neighbours differ by 10 points, each cell's two seeds
+    # by 2.5 (s = 1.77), so Welch gives df = 2 and 10 ± 4.303 * 1.77 = [2.4, 17.6]: beyond the noise
+    comps = [c for c in json.loads((index.parent / "report.json").read_text())["comparisons"] if c["axis"] == "generator"]
+    assert len(comps) == 6 and all(c["verdict"] == "beyond noise" for c in comps)
+    c = next(c for c in comps if (c["a"], c["b"]) == ("gpt4o", "gpt4o_mini"))
+    assert (c["diff"], c["diff_low"]) == (pytest.approx(10.0), pytest.approx(10 - 4.30265273 * 2.5 / 2 * math.sqrt(2)))
+    # budget advice: $50 buys 12,500 gpt4o examples (extrapolated), 166,666 mini, 500,000 llama
+    advice = report.recommend(report.group_rows(rows), "math", 50.0)
+    assert advice[0].label.startswith("generator=gpt4o ") and advice[0].volume == 12500 and advice[0].extrapolated
+    p = subprocess.run([sys.executable, "-m", "agora.report", "--store", str(tmp_path), "--budget", "50", "--domain",
+                        "math"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "budget $50, math: generator=gpt4o mode=instance_generation" in p.stdout and "EXTRAPOLATED" in p.stdout
+
+
+# ---------------------------------------------------------------- a real smoke sweep
+def agora(stage: str, *overrides: str, cwd: Path, store: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AGORA_STORE": str(store), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, str(ROOT / f"{stage}.py"), *overrides], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, f"{stage} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}"
+    return p
+
+
+def seed_override() -> str:
+    """`train.seed` is swept; until conf/agora.yaml declares it the override adds it (`+`)."""
+    train = (ROOT / "conf" / "agora.yaml").read_text().split("\ntrain:", 1)[1].split("\n\n", 1)[0]
+    return ("train.seed" if re.search(r"^\s+seed:", train, re.M) else "+train.seed") + "=1,2"
+
+
+CELL = ["domain=math", "budget.n=2,3", "prompt_format=free_form,json", "budget.eval_limit=4",
+        "eval.max_new_tokens=32", "train.max_steps=1", "train.per_device_batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, store_dir):
+    work = tmp_path_factory.mktemp("report_sweep")
+    agora("generate", "-m", *CELL, "tracking=none", cwd=work, store=store_dir)
+    agora("train", "-m", *CELL, seed_override(), "tracking=none", cwd=work, store=store_dir)
+    ev = agora("evaluate", "-m", *CELL, seed_override(), cwd=work, store=store_dir)   # W&B offline
+    (folder,) = (work / "multirun" / "evaluate").iterdir()
+    return folder, store_dir, ev
+
+
+def test_sweep_ends_in_its_report(sweep):
+    folder, store, ev = sweep
+    assert f"agora: sweep report {folder / 'report' / 'index.html'}" in ev.stdout
+    check_page(folder / "report" / "index.html", n_runs=8, n_cells=4)
+    assert (store / "report" / "index.html").is_file()       # and the store's report, over all its rows
+
+
+def test_report_matches_the_cells_own_metrics(sweep):
+    folder, store, _ = sweep
+    data = json.loads((folder / "report" / "report.json").read_text())
+    cells = data["cells"]
+    assert len(cells) == 8
+    assert sorted((c["budget_n"], c["prompt_format"], c["train_seed"]) for c in cells) == sorted(
+        (n, f, s) for n in (2, 3) for f in ("free_form", "json") for s in (1, 2))
+    for c in cells:
+        m = json.loads((store / c["data_dir"] / "manifest.json").read_text())   # the data cell's own manifest
+        assert m["cell"]["prompt_format"] == c["prompt_format"] and m["summary"]["target"] == c["budget_n"]
+        for k in ("cost_usd", "input_tokens", "output_tokens", "kept", "dropped"):
+            assert c[k] == m["summary"][k], k
+        s = {who: c[f"synthetic_gsm/{who}"] for who in ("base", "reference", "student")}
+        assert c["synthetic_gsm/pgr"] == (None if s["reference"] <= s["base"] else pytest.approx(
+            (s["student"] - s["base"]) / (s["reference"] - s["base"]) * 100))
+        assert c["pgr"] == c["synthetic_gsm/pgr"]                # one benchmark: the domain's PGR is its PGR
+    evals = [json.loads(p.read_text()) for p in store.glob("evals/*/*/manifest.json")]
+    students = {e["model_path"]: e["accuracy"]["synthetic_gsm"] for e in evals if e["label"] == "student"}
+    rows = [json.loads(p.read_text()) for p in folder.glob("*/result.json")]
+    assert len(rows) == 8
+    for r in rows:   # the student scores in the report are the student evaluations' own
+        c = next(c for c in cells if c["data_dir"] == r["data_dir"] and c["train_seed"] == r["train_seed"])
+        model = str(store / "students" / "math" / "instance_generation" / "local" / r["student_key"] / "model")
+        assert c["synthetic_gsm/student"] == students[model]
+    for who in ("base", "reference"):   # scored once per sweep (the reference once per train seed)
+        own = {e["accuracy"]["synthetic_gsm"] for e in evals if e["label"] == who and e["spec"]["limit"] == 4}
+        assert {c[f"synthetic_gsm/{who}"] for c in cells} <= own, who
+
+
+def test_seed_intervals_and_noise_flags_by_hand(sweep):
+    folder, _, _ = sweep
+    data = json.loads((folder / "report" / "report.json").read_text())
+    cells, groups = data["cells"], data["groups"]
+    assert len(groups) == 4 and all(g["seeds"] == [1, 2] for g in groups)
+    page = Page((folder / "report" / "index.html").read_text())
+    shown = column(page, "groups", "pgr_mean_95ci")
+    for g, text in zip(groups, shown):
+        v = [c["pgr"] for c in cells if c["data_dir"] == g["data_dir"] and c["pgr"] is not None]
+        assert g["n_undefined"] == 2 - len(v)
+        if not v:   # the reference did not beat the base in either seed: said, not divided through
+            assert g["pgr"] is None and text == "undefined (reference <= base)"
+            continue
+        if len(v) < 2:
+            assert g["pgr_low"] is None and text.endswith("(1 seed)")
+            continue
+        m, s = sum(v) / 2, abs(v[0] - v[1]) / math.sqrt(2)           # two seeds: s = |a - b| / sqrt(2)
+        assert g["pgr"] == pytest.approx(m)
+        assert g["pgr_low"] == pytest.approx(m - 12.706204736 * s / math.sqrt(2))
+        assert g["pgr_high"] == pytest.approx(m + 12.706204736 * s / math.sqrt(2))
+    fmt = [c for c in data["comparisons"] if c["axis"] == "prompt_format"]
+    # free_form vs json at each N is compared wherever both cells have a defined PGR
+    assert len(fmt) == sum(all(any(g["pgr_values"] for g in groups if g["budget_n"] == n and g["prompt_format"] == f)
+                               for f in ("free_form", "json")) for n in (2, 3))
+    assert {c["context"].split("budget_n=")[1].split()[0] for c in fmt} <= {"2", "3"}
+    for c in fmt:
+        a, b = (next(g for g in groups if g["prompt_format"] == f and f"budget_n={g['budget_n']} " in c["context"] + " ")
+                for f in (c["a"], c["b"]))
+        d = analysis.welch(a["pgr_values"], b["pgr_values"])
+        assert (c["diff"], c["verdict"]) == (pytest.approx(d.diff), d.verdict)
+        if c["diff_low"] is not None:
+            assert (c["diff_low"] <= 0 <= c["diff_high"]) == (c["verdict"] == "within noise")
+
+
+def test_intrinsic_columns_follow_the_data_cells(sweep):
+    folder, store, _ = sweep
+    data = json.loads((folder / "report" / "report.json").read_text())
+    for c in data["cells"]:
+        f = store / c["data_dir"] / "intrinsic.json"
+        got = {k.split("/", 1)[1]: v for k, v in c.items() if k.startswith("intrinsic/") and v is not None}
+        want = json.loads(f.read_text())["metrics"] if f.is_file() else {}
+        assert got == {k: v for k, v in want.items() if isinstance(v, (int, float))}
+    if data["pca"] is None:   # fewer than 3 cells with intrinsic metrics: the page says why
+        assert "PCA skipped" in (folder / "report" / "index.html").read_text()
+
+
+def test_report_run_in_wandb(sweep):
+    folder, _, _ = sweep
+    (run,) = folder.glob("wandb/offline-run-*")
+    assert list(run.glob("*.wandb"))
+    tables = {p.name.split("_")[0] for p in run.rglob("*.table.json")}
+    assert {"cells", "groups", "advice"} <= tables, tables
+    assert len(list(run.rglob("media/images/**/*.png"))) >= 2
+
+
+def test_cli_over_the_sweep_and_the_store(sweep):
+    folder, store, _ = sweep
+    p = subprocess.run([sys.executable, "-m", "agora.report", "--sweep", str(folder)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 0 and str(folder / "report" / "index.html") in p.stdout, p.stderr
+    p = subprocess.run([sys.executable, "-m", "agora.report", "--store", str(store), "--budget", "50", "--domain",
+                        "math"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    groups = json.loads((folder / "report" / "report.json").read_text())["groups"]
+    if any(g["pgr"] is not None for g in groups):
+        assert re.search(r"budget \$50, math: generator=local .* N=[23] ", p.stdout), p.stdout
+        assert "does not bind" in p.stdout     # the local generator costs $0 in API fees, and the advice says so
+    else:   # SmolLM2-135M at smoke scale: the reference rarely beats the base, and then nothing can be ranked
+        assert "budget $50, math: nothing to rank: none of the" in p.stdout, p.stdout

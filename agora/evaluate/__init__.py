@@ -125,11 +125,27 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     tracker.summary(metrics)
     tracker.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     mean = {who: sum(per_bench[b][who] for b in names) / len(names) for who in scores}
-    report.record(store.root, student_out.name + "-" + cfg.reference.name,
-                  {**cell.__dict__, "pgr": agg["mean_of_pgrs"], "cost_usd": gen["cost_usd"], "kept": gen["kept"],
-                   "reference_kind": cfg.reference.name, **mean})
-    table, plot = report.build(store.root)
-    print(f"evaluate: sweep report {table}" + (f" and {plot}" if plot else " (no defined PGR to plot yet)"))
+    # The report's row (agora/metrics/report.py): a cell and train seed; `group` is shared by rows that differ only
+    # in the train seed (of the student and of a human_sft reference), so the report can put an interval over seeds.
+    train_seed = cfg.train.get("seed", cfg.seed)
+    spec = train_spec(cfg)
+    same_but_seed = {**{k: v for k, v in spec.items() if k != "seed"},
+                     "train": {k: v for k, v in spec["train"].items() if k != "seed"}}
+    ref_id = ref_key if cfg.reference.kind == "checkpoint" else cfg.reference.name   # human_sft is trained per seed
+    report.record(store.root, student_out.name + "-" + cfg.reference.name, {
+        **cell.__dict__, "budget_n": gen["target"], "budget_usd": cfg.budget.usd, "train_seed": train_seed,
+        "seed": cfg.seed, "reference_kind": cfg.reference.name,
+        "pgr": agg["mean_of_pgrs"], "pgr_of_means": agg["pgr_of_means"], "pgr_undefined": agg["undefined"],
+        "benchmarks": {b: {**per_bench[b], "pgr": agg["per_benchmark"][b]} for b in names}, **mean,
+        **{k: gen[k] for k in ("cost_usd", "input_tokens", "output_tokens", "kept", "dropped", "surplus", "failed")},
+        "drop_reasons": data_manifest["drop_reasons"], "data_key": data_key,
+        "data_dir": str(src.relative_to(store.root)), "student_key": student_out.name,
+        "group": digest({"data": data_key, "train": same_but_seed, "eval": eval_spec(cfg, names), "reference": ref_id}),
+    }, run_dir=report.hydra_run_dir())
+    if report.in_multirun():
+        print("evaluate: the sweep report is built when the multirun ends (agora/callbacks.py)")
+    else:
+        print(f"evaluate: sweep report {report.build_store(store.root)}")
     for b in names:
         p = agg["per_benchmark"][b]
         s = per_bench[b]
