@@ -54,10 +54,15 @@ def mean_loss(model_dir: Path | str, rows: list[dict], tok) -> float:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, store_dir):
     work = tmp_path_factory.mktemp("dist")
-    agora("generate", cwd=work, store=store_dir)   # the default cell (shared with test_end_to_end)
-    single = agora("train", cwd=work, store=store_dir)
-    multi = agora("train", "-m", "deepspeed=zero2,zero3", *TWO_RANKS, *REF, cwd=work, store=store_dir)
-    return work, store_dir, single, multi
+    gen = agora("generate", cwd=work, store=store_dir)   # the default cell (shared with test_end_to_end)
+    data = re.search(r"-> (\S+/data/\S+)", gen.stdout) or re.search(r"cache hit (\S+/data/\S+)", gen.stdout)
+    n = len(read_jsonl(Path(data.group(1)) / "data.jsonl"))
+    # Hold out as many rows as make the training set a whole number of global batches (4): with a ragged last
+    # batch, 2 ranks would repeat an example to fill it (accelerate's even_batches) where 1 process would not.
+    held = [f"train.val_fraction={(n % 4 or 4) / n}"]
+    single = agora("train", *held, *REF, cwd=work, store=store_dir)
+    multi = agora("train", "-m", "deepspeed=zero2,zero3", *TWO_RANKS, *held, *REF, cwd=work, store=store_dir)
+    return work, store_dir, single, multi, held
 
 
 def products(*runs) -> dict[str, Path]:
@@ -71,7 +76,7 @@ def products(*runs) -> dict[str, Path]:
 
 
 def test_a_sweep_launches_each_cell_once_and_only_rank_0_writes(sweep):
-    work, store, single, multi = sweep
+    work, store, single, multi, _ = sweep
     jobs = sorted(d for d in (work / "multirun" / "train").glob("*/*") if d.is_dir())
     assert len(jobs) == 2, multi.stdout[-2000:]
     for job in jobs:   # one W&B run per cell (the Hydra process), none from the ranks
@@ -91,21 +96,22 @@ def test_a_sweep_launches_each_cell_once_and_only_rank_0_writes(sweep):
 
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_two_ranks_follow_the_single_process_loss_curve(sweep, stage):
-    prods = products(*sweep[2:])
+    prods = products(*sweep[2:4])
     one, two = curve(prods["single"]), curve(prods[stage])
     assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 7))
     assert max(abs(a - b) for (_, a), (_, b) in zip(one, two)) <= LOSS_TOL, (one, two)
 
 
 def test_zero3_model_is_consolidated_lowers_the_loss_and_evaluates(sweep):
-    work, store, single, multi = sweep
+    work, store, single, multi, held = sweep
     prod = products(single, multi)["zero3"]
     tok = AutoTokenizer.from_pretrained(prod / "model")
     data = Path(json.loads((prod / "manifest.json").read_text())["data"])
     rows = [{"instruction": r["instruction"], "response": r["response"]} for r in read_jsonl(data / "data.jsonl")]
     before, after = mean_loss(store / "models" / "smollm2_135m", rows, tok), mean_loss(prod / "model", rows, tok)
     assert after < before - 0.01, (before, after)
-    out = agora("evaluate", "deepspeed=zero3", *TWO_RANKS, *REF, "tracking=none", cwd=work, store=store).stdout
+    out = agora("evaluate", "deepspeed=zero3", *TWO_RANKS, *held, *REF, "tracking=none", "intrinsic.enabled=false",
+                cwd=work, store=store).stdout
     assert "PGR math (mean over benchmarks):" in out and "synthetic_gsm: base" in out
 
 
@@ -152,3 +158,40 @@ def test_a_child_dies_with_its_killed_parent():
     parent.wait()
     gone, _ = psutil.wait_procs([child], timeout=10)
     assert gone, "the child outlived its parent"
+
+
+def test_paper_recipe_and_slurm_launcher_compose():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from agora.train import launch_of, sft_config
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=submitit_slurm", "student=llama31_8b", "deepspeed=zero3",
+                                          "train.launch.nproc_per_node=4", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    hl = cfg.hydra.launcher
+    assert (hl.nodes, hl.gpus_per_node, hl.tasks_per_node, hl.partition) == (1, 4, 1, "gpu")
+    launcher = instantiate(hl)   # what Hydra does before submitting; no sbatch here, so nothing is submitted
+    assert type(launcher).__name__ == "SlurmLauncher" and launcher.params["gpus_per_node"] == 4
+    sft = sft_config(cfg)   # Table 6
+    assert (sft.epochs, sft.learning_rate, sft.per_device_batch_size, sft.grad_accum, sft.max_len, sft.bf16,
+            sft.seed, sft.chat_template) == (5, 1e-5, 4, 8, 4096, True, 42, "llama3")
+    assert sft.system_prompt == "You are a helpful AI assistant." and sft.deepspeed.endswith("zero3.json")
+    assert launch_of(cfg).nproc_per_node == 4
+
+
+def test_llama3_template_masks_all_but_the_response(tmp_path):
+    """The paper's chat format on a tokenizer without one: the learned span is the response and <|eot_id|>."""
+    from agora.train.data import IGNORE_INDEX, encode_example
+    from agora.train.student import LLAMA3_CHAT_TEMPLATE
+
+    tok = AutoTokenizer.from_pretrained(materialize_student("tiny", "tiny", tmp_path))
+    tok.add_special_tokens({"additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
+    tok.chat_template, tok.eos_token = LLAMA3_CHAT_TEMPLATE, "<|eot_id|>"
+    ex = encode_example(tok, "What is 2+2?", "It is 4.", "You are a helpful AI assistant.", 256)
+    learned = tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != IGNORE_INDEX])
+    assert learned == "It is 4.<|eot_id|>"
+    assert "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful AI assistant.<|eot_id|>" in \
+        tok.decode(ex["input_ids"])

@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
 from agora.store import Cell, Store, data_spec, digest, read_jsonl, train_spec, write_jsonl
 from agora.tracking import Tracker
+
+if TYPE_CHECKING:
+    from agora.train.distributed import Launch
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ def sft_config(cfg: DictConfig):
                      eval_steps=t.eval_steps, save_steps=t.save_steps, chat_template=cfg.student.get("chat_template"))
 
 
-def launch_of(cfg: DictConfig):
+def launch_of(cfg: DictConfig) -> "Launch | None":
     """The cell's process layout, or None to train in this process (one process and no DeepSpeed)."""
     from agora.train.distributed import Launch
 
