@@ -8,13 +8,28 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError, tracking
 from agora.store import Cell
 
 log = logging.getLogger("agora")
 STAGES = {"generate": "agora.generate", "train": "agora.train", "evaluate": "agora.evaluate"}
+MAX_DIRNAME = 120   # a sweep job's folder name: file systems stop at 255 bytes, and ten overrides pass that
+
+
+def short_dirname(overrides: str) -> str:
+    """`hydra.job.override_dirname` as one safe folder name: no `/`, and long ones cut with a hash that keeps
+    them distinct (`conf/agora.yaml`: `subdir: ${hydra.job.num}_${short_dirname:${hydra.job.override_dirname}}`)."""
+    name = overrides.replace("/", "_")
+    if len(name.encode()) <= MAX_DIRNAME:
+        return name
+    import hashlib
+
+    return name.encode()[:MAX_DIRNAME - 9].decode(errors="ignore") + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)   # at import: before Hydra composes
 
 
 def rerun_command(stage: str) -> str:

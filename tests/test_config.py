@@ -70,3 +70,13 @@ def test_the_three_stages_share_the_cell():
 def test_specialised_seed_config_per_domain_and_mode():
     cfg = compose_cfg("generate", ["mode=quality_enhancement"])
     assert list(cfg.domain_mode.seeds.hub) == ["webinstruct_math"]
+
+
+def test_long_sweeps_get_short_distinct_folder_names():
+    from agora.cli import MAX_DIRNAME, short_dirname
+
+    a = ",".join(f"reference.source{i}=gguf_package" for i in range(12))
+    b = a + ",train.seed=2"
+    assert short_dirname("domain=math") == "domain=math"
+    assert short_dirname("domain.sources.gsm8k.local=/data/x") == "domain.sources.gsm8k.local=_data_x"
+    assert len(short_dirname(a).encode()) <= MAX_DIRNAME and short_dirname(a) != short_dirname(b)
