@@ -27,11 +27,18 @@ class SweepReport(Callback):
             log.warning("sweep report: no sweep folder %s; build it with python -m agora.report --sweep DIR", sweep)
             return
         t = OmegaConf.to_container(config.tracking, resolve=True)
-        tracker = report.start_tracker(t, name=f"report/{sweep.name}", group=t.get("group") or sweep.name,
-                                       out_dir=sweep)
-        try:
-            index = report.build_sweep(sweep, tracker=tracker)
-        finally:
-            tracker.finish()
-        store = report.build_store(Path(config.store_dir).expanduser().resolve())
-        print(f"agora: sweep report {index} (store report {store})")
+        try:   # the cells are done and stored: a failing report is logged with its rebuild command, not raised
+            tracker = report.start_tracker(t, name=f"report/{sweep.name}", group=t.get("group") or sweep.name,
+                                           out_dir=sweep)
+            try:
+                index = report.build_sweep(sweep, tracker=tracker)
+            finally:
+                tracker.finish()
+            store = report.build_store(Path(config.store_dir).expanduser().resolve())
+        except Exception:
+            log.exception("sweep report failed; rebuild it with: python -m agora.report --sweep %s", sweep)
+            return
+        if index is None:
+            print(f"agora: no job of {sweep} recorded a result or an error; no sweep report (store report {store})")
+        else:
+            print(f"agora: sweep report {index} (store report {store})")

@@ -127,13 +127,12 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     mean = {who: sum(per_bench[b][who] for b in names) / len(names) for who in scores}
     # The report's row (agora/metrics/report.py): a cell and train seed; `group` is shared by rows that differ only
     # in the train seed (of the student and of a human_sft reference), so the report can put an interval over seeds.
-    train_seed = cfg.train.get("seed", cfg.seed)
     spec = train_spec(cfg)
     same_but_seed = {**{k: v for k, v in spec.items() if k != "seed"},
                      "train": {k: v for k, v in spec["train"].items() if k != "seed"}}
     ref_id = ref_key if cfg.reference.kind == "checkpoint" else cfg.reference.name   # human_sft is trained per seed
     report.record(store.root, student_out.name + "-" + cfg.reference.name, {
-        **cell.__dict__, "budget_n": gen["target"], "budget_usd": cfg.budget.usd, "train_seed": train_seed,
+        **cell.__dict__, "budget_n": gen["target"], "budget_usd": cfg.budget.usd, "train_seed": cfg.train.seed,
         "seed": cfg.seed, "reference_kind": cfg.reference.name,
         "pgr": agg["mean_of_pgrs"], "pgr_of_means": agg["pgr_of_means"], "pgr_undefined": agg["undefined"],
         "benchmarks": {b: {**per_bench[b], "pgr": agg["per_benchmark"][b]} for b in names}, **mean,
