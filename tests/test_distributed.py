@@ -111,7 +111,7 @@ def test_zero3_model_is_consolidated_lowers_the_loss_and_evaluates(sweep):
     before, after = mean_loss(store / "models" / "smollm2_135m", rows, tok), mean_loss(prod / "model", rows, tok)
     assert after < before - 0.01, (before, after)
     out = agora("evaluate", "deepspeed=zero3", *TWO_RANKS, *held, *REF, "tracking=none", "intrinsic.enabled=false",
-                cwd=work, store=store).stdout
+                "budget.eval_limit=6", "eval.max_new_tokens=64", cwd=work, store=store).stdout
     assert "PGR math (mean over benchmarks):" in out and "synthetic_gsm: base" in out
 
 

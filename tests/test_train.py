@@ -120,7 +120,8 @@ def test_validation_split_is_held_out_seeded_and_disjoint():
     train, val = split_validation(40, 0.1, seed=7)
     assert len(val) == 4 and not set(train) & set(val) and sorted(train + val) == list(range(40))
     assert split_validation(40, 0.1, seed=7) == (train, val) and split_validation(40, 0.1, seed=8)[1] != val
-    assert split_validation(5, 0.05, seed=0)[1] and split_validation(1, 0.5, seed=0) == ([0], [])
+    assert len(split_validation(12, 0.05, seed=0)[1]) == 1 and split_validation(2, 0.05, seed=0) == ([0, 1], [])
+    assert split_validation(1, 0.5, seed=0) == ([0], [])
     assert split_validation(10, 0.0, seed=0) == (list(range(10)), [])
 
 

@@ -181,12 +181,16 @@ def build_dataset(
 
 
 def split_validation(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Train and validation indices: a seeded `fraction` of the examples (at least one, if fraction > 0 and n > 1)
-    is held out, so the validation loss is measured on examples the student never trained on."""
-    if fraction <= 0 or n < 2:
+    """Train and validation indices: a seeded `fraction` of the examples is held out, so the validation loss is
+    measured on examples the student never trained on. From 10 examples on at least one is held out; below that
+    only what the fraction rounds to (a 2-example smoke cell keeps both for training)."""
+    k = round(n * fraction) if fraction > 0 else 0
+    if fraction > 0 and n >= 10:
+        k = max(k, 1)
+    k = min(k, n - 1)
+    if k <= 0:
         return list(range(n)), []
     order = random.Random(seed).sample(range(n), n)
-    k = min(n - 1, max(1, round(n * fraction)))
     return sorted(order[k:]), sorted(order[:k])
 
 
