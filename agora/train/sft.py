@@ -174,6 +174,7 @@ def train_sft(
     trainer.save_model(str(tmp_dir))
     if trainer.is_world_process_zero():
         _swap_into_place(tmp_dir, out_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)   # the model is saved: its checkpoints are no longer needed
 
     tokens = int(trainer.state.num_input_tokens_seen)
     result = SFTResult(
