@@ -2,12 +2,14 @@
 # Every cell of the grid (3 domains x 3 modes x 2 formats) through generate -> train -> evaluate on the embedded
 # default, at a reduced evaluation size; one line per cell with exit codes, kept examples, PGR and wall time.
 # Usage: bash benchmarks/run_grid.sh   (AGORA_STORE=... to choose the store; logs of the last cell in $WORK)
+#        DOMAINS=code FORMATS=json bash benchmarks/run_grid.sh   (a part of the grid; MODES=... likewise)
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${WORK:-/tmp/grid}"
 export AGORA_STORE="${AGORA_STORE:-$WORK/store}" WANDB_MODE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 mkdir -p "$WORK" && cd "$WORK" || exit 1
-for d in math code instruction_following; do for m in instance_generation response_generation quality_enhancement; do
-  for f in free_form json; do
+for d in ${DOMAINS:-math code instruction_following}; do
+  for m in ${MODES:-instance_generation response_generation quality_enhancement}; do
+  for f in ${FORMATS:-free_form json}; do
     O="domain=$d mode=$m prompt_format=$f budget.n=3 budget.max_attempts_factor=3 budget.eval_limit=6"
     O="$O eval.max_new_tokens=96 tracking=none"
     t0=$(date +%s)

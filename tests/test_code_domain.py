@@ -90,6 +90,9 @@ def test_validators():
     assert code.validate(q, "def add(a, b):\n    return a + b") == "prose_outside_code"
     assert code.validate(q, "```python\ndef add(a, b):\n    return a + b\n") == "unbalanced_fences"
     assert code.validate(q, "```python\ndef add(a, b) return a + b\n```") == "syntax_error"
+    # these parse (ast.parse accepts them) but never compile
+    assert code.validate(q, "```python\ndef add(a, b):\n    break\n```") == "syntax_error"
+    assert code.validate(q, "```python\ndef add(a, a):\n    return a\n```") == "syntax_error"
     assert code.validate(q, "```python\n\n```") == "empty_code"
     assert code.validate(q, "   ") == "empty_response"
     assert code.validate("", "```python\npass\n```") == "empty_instruction"

@@ -124,6 +124,7 @@ def test_sweep_generates_every_cell_of_the_grid(tmp_path, store_dir):
         s = m["summary"]
         assert s["requests"] > 0 and s["kept"] + s["surplus"] + s["dropped"] == s["requests"] + s["failed"], s
         assert "contamination_rate" in s
+        assert s["kept"] >= 1, (m["cell"], m["drop_reasons"])   # every cell makes data that train.py can use
         if m["cell"]["prompt_format"] == "json":   # the grammar emits the schema's object, code included
             bad = {r: c for r, c in m["drop_reasons"].items() if "json" in r}
             assert not bad, (m["cell"], bad)

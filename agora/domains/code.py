@@ -14,7 +14,6 @@ can be read from local JSONL, JSON or Parquet files instead (`domain.sources.<na
 """
 from __future__ import annotations
 
-import ast
 import gzip
 import json
 import random
@@ -182,7 +181,7 @@ def validate(instruction: str, response: str) -> str | None:
     """Why a generated code example is dropped (None: kept): the original AgoraBench checks, made strict.
 
     The response must be fenced code and nothing else: balanced fences, no prose outside them, at least one
-    non-empty block, and every Python block must parse. Blocks in other languages are not parsed.
+    non-empty block, and every Python block must compile. Blocks in other languages are not parsed.
     """
     if not instruction.strip():
         return "empty_instruction"
@@ -200,9 +199,9 @@ def validate(instruction: str, response: str) -> str | None:
         return "empty_code"
     for language, body in blocks:
         if language.lower() in PYTHON_TAGS:
-            try:
-                ast.parse(body)
-            except SyntaxError:
+            try:   # compile, not only parse: `break` outside a loop or a repeated argument parse but never run
+                compile(body, "<generated>", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError):   # ValueError: a null byte
                 return "syntax_error"
     return None
 

@@ -220,7 +220,9 @@ def _training_kwargs(cfg: SFTConfig, output_dir: Path, has_eval: bool = False) -
         per_device_eval_batch_size=cfg.per_device_batch_size,
         train_sampling_strategy="random" if cfg.pack else "group_by_length",
         use_cpu=not torch.cuda.is_available(),
-        include_num_input_tokens_seen="non_padding",
+        # Packed rows hold no padding but do hold the pad id (SmolLM2 pads with <|im_end|>, 3 per example), which
+        # "non_padding" would count out; padded batches carry an attention mask, which "non_padding" counts.
+        include_num_input_tokens_seen="all" if cfg.pack else "non_padding",
         dataloader_num_workers=0,
     )
     # transformers 5 folded warmup_ratio into warmup_steps (a float < 1 is a ratio) and renamed
