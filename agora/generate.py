@@ -22,6 +22,7 @@ from agora import AgoraError
 from agora.domains import get_domain
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
+from agora.engine.option import limits_of
 from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, run_requests
 from agora.generators import make_client, require_key
 from agora.generators.local_server import llama_cpp_server, packaged_file
@@ -91,9 +92,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                     "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
     factor = cfg.budget.max_attempts_factor
-    lim = g.limits
-    limits = Limits(concurrency=lim.concurrency, rpm=lim.rpm, tpm=lim.tpm, max_retries=lim.max_retries,
-                    backoff_base_s=lim.backoff_base_s, backoff_max_s=lim.backoff_max_s)
+    limits = limits_of(g)
     # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
     # kept example after every round; rounds are an eighth of the target so the estimate is refined early.
     usd = cfg.budget.usd if cfg.budget.n is None else None

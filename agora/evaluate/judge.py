@@ -11,20 +11,19 @@ baseline that term cannot be fitted, so it is left out (the raw win rate is repo
 """
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import re
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
-from agora.engine.runner import Limits, Request, Sampling, run_requests
-from agora.generators import make_client, require_key
-from agora.generators.local_server import llama_cpp_server, packaged_file
+from agora.engine.option import run_on_option
+from agora.engine.runner import Request, Sampling
+from agora.generate import endpoint_of
+from agora.generators import require_key
 from agora.store import Store, digest
 
 VERSION = 1
@@ -85,8 +84,7 @@ def judge(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[s
     price = Price.from_table(OmegaConf.to_container(j.price_usd_per_mtok), j.name)
     api_key = require_key(j.api_key_env, j.name)
     swapped = [random.Random(f"{seed}-judge-{r['id']}").random() < 0.5 for r in rows]
-    endpoint = f"{j.provider}|" + (f"{j.server.kind}:{j.server.package}/{j.server.filename}" if j.server
-                                   else (j.base_url or "default"))
+    endpoint = endpoint_of(j)
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=4, stop=None, response_format=None,
                         extra_body={"grammar": 'root ::= "a" | "b"'} if j.constrain else None)
     skey = {"judge_version": VERSION, "max_tokens": 4, "constrain": bool(j.constrain)}
@@ -99,28 +97,11 @@ def judge(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[s
                                         replicate=0), messages))
     ledger = Ledger(price, max_usd)
     cache = RequestCache(store.requests_path(digest({"endpoint": endpoint, "model": j.model})))
-    with ExitStack() as stack:
-        stack.callback(cache.close)
-        base_url = j.base_url
-        if j.server:
-            base_url = stack.enter_context(llama_cpp_server(
-                packaged_file(j.server.package, j.server.filename), n_ctx=j.server.n_ctx,
-                n_threads=j.server.n_threads, startup_timeout_s=j.server.startup_timeout_s,
-                log_path=store.root / "judge_server.log"))
-        lim = j.limits
-        limits = Limits(concurrency=lim.concurrency, rpm=lim.rpm, tpm=lim.tpm, max_retries=lim.max_retries,
-                        backoff_base_s=lim.backoff_base_s, backoff_max_s=lim.backoff_max_s)
-
-        async def go():
-            client = make_client(j.provider, model=j.model, base_url=base_url, api_key=api_key,
-                                 timeout_s=lim.timeout_s, concurrency=lim.concurrency, transport=j.transport)
-            try:
-                return await run_requests(client, reqs, sampling, cache=cache, ledger=ledger, limits=limits,
-                                          desc=f"judge {j.name}")
-            finally:
-                await client.aclose()
-
-        results = asyncio.run(go())
+    try:
+        results = run_on_option(j, reqs, sampling, cache=cache, ledger=ledger, api_key=api_key, desc=f"judge {j.name}",
+                                server_log=store.root / "judge_server.log")
+    finally:
+        cache.close()
     prefs, unparsed = [], 0
     for res, swap in zip(results, swapped):
         v = verdict(res.record["text"]) if res.record else None

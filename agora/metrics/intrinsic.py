@@ -20,7 +20,6 @@ sweep report can table them, run its PCA and regress PGR on them without computi
 """
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import importlib.util
 import json
@@ -110,10 +109,10 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
     """
     from agora.engine.cache import RequestCache, request_key
     from agora.engine.ledger import Ledger, Price
-    from agora.engine.runner import CapReached, Limits, Request, Sampling, run_requests
+    from agora.engine.option import run_on_option
+    from agora.engine.runner import CapReached, Request, Sampling
     from agora.generate import endpoint_of
-    from agora.generators import make_client, require_key
-    from agora.generators.local_server import llama_cpp_server, packaged_file
+    from agora.generators import require_key
 
     j = judge_cfg
     price = Price.from_table(OmegaConf.to_container(j.price_usd_per_mtok), j.name)
@@ -137,27 +136,10 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
         stack.callback(cache.close)
         pending = [q for q in reqs if q.key not in cache]
         if pending:
-            base_url = j.base_url
-            if j.server:
-                base_url = stack.enter_context(llama_cpp_server(
-                    packaged_file(j.server.package, j.server.filename), n_ctx=j.server.n_ctx,
-                    n_threads=j.server.n_threads, startup_timeout_s=j.server.startup_timeout_s,
-                    log_path=store.root / "intrinsic_judge_server.log"))
-            lim = j.limits
-            limits = Limits(concurrency=lim.concurrency, rpm=lim.rpm, tpm=lim.tpm, max_retries=lim.max_retries,
-                            backoff_base_s=lim.backoff_base_s, backoff_max_s=lim.backoff_max_s)
-
-            async def go():
-                client = make_client(j.provider, model=j.model, base_url=base_url, api_key=api_key,
-                                     timeout_s=lim.timeout_s, concurrency=lim.concurrency, transport=j.transport)
-                try:
-                    return await run_requests(client, pending, sampling, cache=cache, ledger=ledger, limits=limits,
-                                              desc=f"intrinsic judge {j.name}")
-                finally:
-                    await client.aclose()
-
             try:
-                results = asyncio.run(go())
+                results = run_on_option(j, pending, sampling, cache=cache, ledger=ledger, api_key=api_key,
+                                        desc=f"intrinsic judge {j.name}",
+                                        server_log=store.root / "intrinsic_judge_server.log")
             except CapReached as e:
                 raise AgoraError(f"the intrinsic judge stopped at the dollar cap: {e}. Finished requests are cached; "
                                  "rerun with a higher intrinsic.max_usd to resume") from None
