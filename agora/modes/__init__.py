@@ -73,34 +73,67 @@ def python_gbnf(prefix: str, nl: str) -> str:
     comprehensions. Left free, the 135M model writes code that parses about half the time in free text and almost
     never inside a JSON string (every one of 9 replies in a smoke run failed `ast.parse`). `nl` is the newline as it
     appears in the output: a real one in free text, the two characters backslash-n in a JSON string; the strings
-    hold no double quote or backslash, so the same code needs no other JSON escaping. A name can still spell a
-    keyword (`in = 1`); the domain's validator drops those as `syntax_error`.
+    hold no double quote or backslash, so the same code needs no other JSON escaping. Names are built so that none
+    spells a keyword (`_names_gbnf`); what can still fail to compile is a parameter named twice (`def f(a, a)`),
+    which the domain's validator drops as `syntax_error`.
     """
     p, i1, i2, i3 = prefix, '"    "', '"        "', '"            "'
     return "\n".join([
         f'{p}code ::= "```python" {nl} "def " {p}name "(" {p}params "):" {nl} ({i1} {p}stmt1 {nl}){{1,8}} "```"',
         f'{p}params ::= ({p}name (", " {p}name){{0,3}})?',
-        # Blocks nest two deep; a model that wants a third level (or an `if` where only a simple statement fits)
-        # tends to spell the keyword as a name, so each level offers what the next line most likely is.
-        f'{p}stmt1 ::= {p}simple | {p}head {p}body2 | "if " {p}expr ":" {p}body2 {nl} {i1} "else:" {p}body2',
+        # Blocks nest two deep, with elif/else (and a loop's else) and a nested def: a model that wants one of
+        # these where the grammar has none spells the keyword as a name (`else += 1`), which never compiles.
+        f'{p}stmt1 ::= {p}simple | {p}if {p}body2 ({nl} {i1} {p}elif {p}body2){{0,3}} ({nl} {i1} "else:" {p}body2)? | '
+        f'{p}loop {p}body2 ({nl} {i1} "else:" {p}body2)? | "def " {p}name "(" {p}params "):" {p}body2',
         f'{p}body2 ::= {nl} {i2} {p}stmt2 ({nl} {i2} {p}stmt2){{0,3}}',
-        f'{p}stmt2 ::= {p}simple | {p}head {p}body3 | "if " {p}expr ":" {p}body3 {nl} {i2} "else:" {p}body3',
+        f'{p}stmt2 ::= {p}simple | {p}if {p}body3 ({nl} {i2} {p}elif {p}body3){{0,3}} ({nl} {i2} "else:" {p}body3)? | '
+        f'{p}loop {p}body3 ({nl} {i2} "else:" {p}body3)?',
         f'{p}body3 ::= {nl} {i3} {p}simple ({nl} {i3} {p}simple){{0,2}}',
-        f'{p}head ::= ("if " | "while ") {p}expr ":" | "for " {p}name " in " {p}expr ":"',
+        f'{p}if ::= "if " {p}expr ":"',
+        f'{p}elif ::= "elif " {p}expr ":"',
+        f'{p}loop ::= ("while " {p}expr | "for " {p}name " in " {p}expr) ":"',
         f'{p}simple ::= "return " {p}expr | {p}target (" = " | " += " | " -= ") {p}expr | {p}name "(" {p}args ")" '
         f'| "pass"',
         f'{p}target ::= {p}name ("[" {p}expr "]")?',
         f'{p}expr ::= {p}unary ({p}op {p}unary){{0,5}}',
         # A number takes no trailer: `5.lo` and `26.replace(...)` are syntax errors.
-        f'{p}unary ::= ("not " | "-")? ([0-9]{{1,6}} | {p}atom {p}trailer{{0,3}})',
+        f'{p}unary ::= ("not " | "-")? ("0" | [1-9] [0-9]{{0,5}} | {p}atom {p}trailer{{0,3}})',   # no 007
         f'{p}atom ::= {p}name | "\'" [a-zA-Z0-9 ,.:;!?_-]{{0,30}} "\'" | "True" | "False" | "None" | '
         f'"(" {p}expr ")" | "[" {p}args "]" | "[" {p}expr " for " {p}name " in " {p}expr (" if " {p}expr)? "]"',
         f'{p}trailer ::= "(" {p}args ")" | "[" {p}expr "]" | "[" {p}expr? ":" {p}expr? "]" | "." {p}name',
         f'{p}args ::= ({p}expr (", " {p}expr){{0,3}})?',
         f'{p}op ::= " + " | " - " | " * " | " / " | " // " | " % " | " ** " | " == " | " != " | " < " | " > " | '
         f'" <= " | " >= " | " and " | " or " | " in " | " not in "',
-        f'{p}name ::= [a-z_] [a-z0-9_]{{0,15}}',
-    ]) + "\n"
+    ]) + "\n" + _names_gbnf(p)
+
+
+def _names_gbnf(p: str) -> str:
+    """`{p}name`: a lower-case identifier of at most 16 characters that is not a Python keyword.
+
+    GBNF has no negation, so the rule walks the keywords' trie: at each keyword prefix the next character either
+    follows the trie (rule `{p}kw-<prefix>`) or leaves it, after which any identifier characters may follow. A
+    prefix that is itself a keyword must go on; any other may end there.
+    """
+    import keyword
+
+    words = [w for w in keyword.kwlist if w.islower()]
+    alphabet, first = "abcdefghijklmnopqrstuvwxyz0123456789_", "abcdefghijklmnopqrstuvwxyz_"
+    prefixes = sorted({w[:i] for w in words for i in range(len(w) + 1)})
+
+    def node(prefix: str) -> str:
+        nexts = sorted({w[len(prefix)] for w in words if w.startswith(prefix) and len(w) > len(prefix)})
+        chars = first if not prefix else alphabet
+        alts = [f'"{c}" {p}kw-{prefix + c}' for c in nexts]   # GBNF rule names take letters, digits and -
+        others = "".join(c for c in chars if c not in nexts)
+        tail = 15 - len(prefix)
+        if others and tail >= 0:
+            alts.append(f"[{others}] [a-z0-9_]{{0,{tail}}}")
+        body = " | ".join(alts)
+        if prefix and prefix not in words:
+            body = f"({body})?"
+        return f"{p}kw-{prefix} ::= {body}" if prefix else f"{p}name ::= {body}"
+
+    return "\n".join(node(x) for x in prefixes) + "\n"
 
 
 GBNF_TEXT += python_gbnf("", r'"\n"')
@@ -145,8 +178,8 @@ def response_format(kind: str | None, keys: tuple[str, ...]) -> dict | None:
 def json_constraint(keys: tuple[str, ...], answer_key: str, domain: str) -> dict:
     """Request fields that make a llama.cpp server write `json_schema(keys)` with `answer_key` in the domain's shape.
 
-    The grammar emits that object (code lines may end in a raw newline, which `parse_json_object` accepts); `response_format` is
-    cleared because llama-cpp-python lets a JSON response_format override an explicit grammar.
+    The grammar emits that object as strict JSON (code newlines as `\\n`); `response_format` is cleared because
+    llama-cpp-python lets a JSON response_format override an explicit grammar.
     """
     fields = []
     for k in keys:
