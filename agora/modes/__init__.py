@@ -68,9 +68,9 @@ result ::= "\n[RESULT] " [^\n\[\]]{1,30} " [/RESULT]"
 
 
 def python_gbnf(prefix: str, nl: str) -> str:
-    """GBNF for a small subset of Python that always parses: one function of simple statements and one level of
-    if/for/while blocks, expressions of names, numbers, single-quoted strings, calls, subscripts, slices, lists and
-    comprehensions. Left free, the 135M model writes code that parses about half the time in free text and almost
+    """GBNF for a small subset of Python that compiles: one function whose blocks nest two deep (if/elif/else,
+    for, while, a loop's else, a nested def) around simple statements, with expressions of names, numbers,
+    single-quoted strings, calls, subscripts, slices, lists and comprehensions. Left free, the 135M model writes code that parses about half the time in free text and almost
     never inside a JSON string (every one of 9 replies in a smoke run failed `ast.parse`). `nl` is the newline as it
     appears in the output: a real one in free text, the two characters backslash-n in a JSON string; the strings
     hold no double quote or backslash, so the same code needs no other JSON escaping. Names are built so that none
