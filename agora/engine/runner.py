@@ -19,6 +19,7 @@ from aiolimiter import AsyncLimiter
 
 from tqdm.auto import tqdm
 
+from agora import AgoraError
 from agora.engine.cache import RequestCache
 from agora.engine.ledger import Ledger
 from agora.generators.client import ChatClient, PermanentError, TransientError
@@ -77,6 +78,28 @@ class _Flow:
         self.tpm = per_minute_bucket(limits.tpm) if limits.tpm else None
         self.resume_at = 0.0
         self.stop = asyncio.Event()
+        self.in_flight = 0                  # requests holding a cap reservation
+        self._settled = asyncio.Event()     # set (and replaced) whenever one lets its reservation go
+
+    def settled(self) -> None:
+        self.in_flight -= 1
+        self._settled.set()
+        self._settled = asyncio.Event()
+
+    async def room(self, ledger: Ledger, usd: float) -> bool:
+        """Reserve `usd` under the cap, waiting while requests in flight may still free room. False only when
+        nothing is in flight and it still does not fit: the cap is reached, and every sender stops.
+
+        Giving up at the first refusal stopped a $2 budget at $0.11: 64 reservations of 4,096 output tokens
+        each held $2.6 of headroom that the replies, 64 tokens long, never used. Waiting narrows concurrency
+        by itself as the budget runs out: only as many requests fly as their worst cases fit."""
+        while not ledger.reserve(usd):
+            if self.in_flight == 0 or self.stop.is_set():
+                self.stop.set()
+                return False
+            await self._settled.wait()
+        self.in_flight += 1
+        return True
 
     async def admit(self, tokens: int) -> None:
         delay = self.resume_at - time.monotonic()
@@ -126,6 +149,11 @@ class Progress:
 
 
 CAP_MESSAGE = "not sent: dollar cap reached"
+Health = Callable[[], "str | None"]
+
+
+class UpstreamGone(AgoraError):
+    """The server Agora started has died: every request would fail, so the run stops now (resumable)."""
 
 
 class CapReached(Exception):
@@ -139,7 +167,7 @@ class CapReached(Exception):
 
 
 async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCache, ledger: Ledger,
-               flow: _Flow) -> Result:
+               flow: _Flow, health: Health | None) -> Result:
     hit = cache.get(req.key)
     if hit is not None:
         ledger.record(hit, cached=True)
@@ -151,8 +179,7 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
         if flow.stop.is_set():
             return Result(req, None, error=CAP_MESSAGE)
         worst = ledger.worst_case(prompt_chars, s.max_tokens)
-        if not ledger.reserve(worst):
-            flow.stop.set()
+        if not await flow.room(ledger, worst):
             return Result(req, None, error=CAP_MESSAGE)
         try:
             await flow.admit(prompt_chars // 3 + s.max_tokens)
@@ -164,6 +191,8 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
             ledger.totals.failed += 1
             return Result(req, None, error=f"permanent: {e}")
         except TransientError as e:
+            if health is not None and (why := health()) is not None:
+                raise UpstreamGone(why) from None   # a dead server is not retried for minutes
             kind = str(e).split(":")[0]
             ledger.totals.errors[kind] = ledger.totals.errors.get(kind, 0) + 1
             if retries >= flow.limits.max_retries:
@@ -175,6 +204,7 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
             log.debug("retry %d of %s in %.2f s: %s", retries, req.key[:8], wait, e)
         finally:
             ledger.release(worst)
+            flow.settled()
         await asyncio.sleep(wait)
     rec = {"key": req.key, "text": c.text, "finish_reason": c.finish_reason, "input_tokens": c.input_tokens,
            "output_tokens": c.output_tokens, "latency_s": round(c.latency_s, 4), "retries": retries,
@@ -185,7 +215,8 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
 
 
 async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: RequestCache, ledger: Ledger,
-               limits: Limits, progress: Progress, sink: Callable[[int, Result], None]) -> None:
+               limits: Limits, progress: Progress, sink: Callable[[int, Result], None],
+               health: Health | None) -> None:
     # A fixed pool of `concurrency` workers pulls from one iterator: the number of live coroutines stays
     # the concurrency bound whatever N is, so the engine's memory does not grow with the size of the run.
     flow = _Flow(limits)
@@ -193,22 +224,47 @@ async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: 
 
     async def worker() -> None:
         for i, req in todo:
-            r = await _one(client, req, s, cache, ledger, flow)
+            r = await _one(client, req, s, cache, ledger, flow, health)
             progress.step(r.record, r.cached)
             sink(i, r)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(limits.concurrency, len(requests))))))
+    async def watchdog() -> None:   # a request hanging on a dead server would otherwise wait for its timeout
+        while True:
+            await asyncio.sleep(0.25)
+            if (why := health()) is not None:
+                raise UpstreamGone(why)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, min(limits.concurrency, len(requests))))]
+    everyone = [*tasks, *([asyncio.ensure_future(watchdog())] if health is not None else [])]
+    workers = asyncio.gather(*tasks)
+    try:
+        # Until the workers are done, or the first of them (or the watchdog) raises: then the rest are cancelled.
+        done, _ = await asyncio.wait([workers, *everyone[len(tasks):]], return_when=asyncio.FIRST_COMPLETED)
+        for f in done:
+            f.result()
+    finally:
+        for t in everyone:
+            t.cancel()
+        await asyncio.gather(*everyone, return_exceptions=True)
+        if not workers.done():
+            workers.cancel()
+        try:
+            await workers
+        except BaseException:   # already raised above, or cancelled with the rest
+            pass
 
 
 async def run_requests(client: ChatClient, requests: list[Request], sampling: Sampling, *, cache: RequestCache,
                        ledger: Ledger, limits: Limits, progress: Progress | None = None,
                        on_result: Callable[[int, Result], None] | None = None,
-                       desc: str = "generate") -> list[Result]:
+                       desc: str = "generate", health: Health | None = None) -> list[Result]:
     """Results in request order. Raises CapReached when the cap stopped any request from being sent.
 
     Pass a `Progress` to carry one bar across several calls (rounds); its total grows by len(requests).
     Pass `on_result(index, result)` to take each result as it lands instead: nothing is held, and the
-    returned list is empty, so memory stays flat however many requests there are."""
+    returned list is empty, so memory stays flat however many requests there are.
+    Pass `health()` (None while the server lives, else why it is gone) to stop at once, raising UpstreamGone,
+    when a server that Agora started dies, instead of retrying every request against nothing."""
     own = progress is None
     progress = progress or Progress(ledger, desc)
     progress.add(len(requests))
@@ -224,7 +280,7 @@ async def run_requests(client: ChatClient, requests: list[Request], sampling: Sa
             on_result(i, r)
 
     try:
-        await _run(client, requests, sampling, cache, ledger, limits, progress, sink)
+        await _run(client, requests, sampling, cache, ledger, limits, progress, sink, health)
     finally:
         if own:
             progress.close()
