@@ -11,6 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError, tracking
+from agora.checks import check_cell
 from agora.store import Cell
 
 log = logging.getLogger("agora")
@@ -49,22 +50,26 @@ def run_stage(cfg: DictConfig) -> float | None:
         raise AgoraError(f"unknown stage {stage!r}; known: {sorted(STAGES)}")
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
-    group = cfg.tracking.group
-    if group is None and hc.mode == RunMode.MULTIRUN:
-        group = Path(hc.sweep.dir).name
-    cell = Cell.from_cfg(cfg)
-    tracker = tracking.start(cfg, stage=stage, name=f"{stage}/{cell.name}", group=group, out_dir=out_dir)
+    tracker = None
     try:
+        check_cell(cfg)   # before tracking, a server or a cent: bad input is one line naming the option
+        group = cfg.tracking.group
+        if group is None and hc.mode == RunMode.MULTIRUN:
+            group = Path(hc.sweep.dir).name
+        cell = Cell.from_cfg(cfg)
+        tracker = tracking.start(cfg, stage=stage, name=f"{stage}/{cell.name}", group=group, out_dir=out_dir)
         return importlib.import_module(STAGES[stage]).run(cfg, tracker)
     except AgoraError as e:
         log.error("%s", e)
-        tracker.summary({"error": str(e)})
+        if tracker is not None:
+            tracker.summary({"error": str(e)})
         if hc.mode == RunMode.MULTIRUN:   # one bad cell must not stop a sweep: record it and go on
             (out_dir / "error.txt").write_text(str(e) + "\n")
-            print(f"agora {stage}: error in cell {cell.name} (sweep goes on; {out_dir / 'error.txt'}): {e}",
+            print(f"agora {stage}: error in job {out_dir.name} (sweep goes on; {out_dir / 'error.txt'}): {e}",
                   file=sys.stderr)
             return None
         print(f"agora {stage}: error: {e}", file=sys.stderr)
         sys.exit(2)
     finally:
-        tracker.finish()
+        if tracker is not None:
+            tracker.finish()

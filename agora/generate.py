@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -220,11 +221,14 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     if g.batch and price.batch_discount is None:
         raise AgoraError(f"generator={g.name} has no batch API price (generator.price_usd_per_mtok.batch_discount "
                          "is null); batch=true works with OpenAI and Anthropic")
-    api_key = require_key(g.api_key_env, g.name)  # before anything is spent
+    if not cfg.dry_run:
+        api_key = require_key(g.api_key_env, g.name)  # before anything is spent
     seeds, overlap = load_seeds(cfg)
     n, plan = plan_volume(cfg, price, seeds)
     print(f"generate {cell.name}: {plan}; {len(seeds)} seeds ({overlap} dropped as benchmark overlap)")
-    if cfg.dry_run:
+    if cfg.dry_run:   # sends nothing, so it needs no key: a user sees the cost before buying one
+        if g.api_key_env and not os.environ.get(g.api_key_env):
+            print(f"generate {cell.name}: dry run; ${g.api_key_env} is not set, and a real run will need it")
         return None
     ledger = Ledger(price, cfg.budget.max_usd)
     cache = RequestCache(store.requests_path(digest({"endpoint": endpoint_of(g), "model": g.model})))

@@ -86,6 +86,8 @@ _CONVERT = {"mbpp": _from_mbpp, "humaneval": _from_humaneval, "xp3x_code": _from
 _KNOWN = sorted(["synthetic_code", *_CONVERT])
 
 
+GENERATED = ("synthetic_code",)   # made by Agora from a seed, never loaded: a `local=` file for it is an error
+
 def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]:
     """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`."""
     if name == "synthetic_code":

@@ -175,6 +175,8 @@ def _keep(name: str, row: dict) -> bool:
     return True
 
 
+GENERATED = ("synthetic_if",)   # made by Agora from a seed, never loaded: a `local=` file for it is an error
+
 def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]:
     """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`.
 

@@ -90,6 +90,8 @@ _CONVERT = {"gsm8k": _from_gsm8k, "math": _from_math, "math500": _from_math,
 LATEX_BENCHMARKS = {"math", "math500"}
 
 
+GENERATED = ("synthetic_gsm",)   # made by Agora from a seed, never loaded: a `local=` file for it is an error
+
 def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]:
     """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`."""
     if name == "synthetic_gsm":

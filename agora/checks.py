@@ -1,0 +1,75 @@
+"""Refuse bad input before anything runs, in one line that names the option to fix.
+
+Each stage calls `check_cell(cfg)` first, before tracking starts, a server is launched or a cent is spent. Without
+it, `budget.n=-3` committed an empty product, `budget=usd` without `budget.usd` ended in an OmegaConf traceback
+about `intrinsic.max_usd`, and a `local=` file that no stage reads was silently ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from agora import AgoraError
+
+_HINTS = {"budget.usd": "budget=usd needs the dollars to spend: add budget.usd=<USD>, e.g. budget.usd=50"}
+
+
+def check_cell(cfg: DictConfig) -> None:
+    missing = sorted(_missing(OmegaConf.to_container(cfg, resolve=False)))
+    if missing:
+        k = missing[0]
+        raise AgoraError(_HINTS.get(k, f"{k} has no value (`???` in its config); set it with {k}=..."))
+    _check_budget(cfg.budget)
+    _check_sources(cfg)
+
+
+def _missing(node: object, path: str = "") -> list[str]:
+    """Keys whose value is `???`, found without resolving (an interpolation to one would raise first)."""
+    if isinstance(node, dict):
+        return [k for key, v in node.items() for k in _missing(v, f"{path}{key}.")]
+    if isinstance(node, list):
+        return [k for i, v in enumerate(node) for k in _missing(v, f"{path}{i}.")]
+    return [path[:-1]] if node == "???" else []
+
+
+def _check_budget(b: DictConfig) -> None:
+    if b.n is not None and (isinstance(b.n, bool) or not isinstance(b.n, int) or b.n < 1):
+        raise AgoraError(f"budget.n={b.n}: the number of examples to keep must be a whole number >= 1")
+    if b.n is None and b.usd is None:
+        raise AgoraError("the budget has neither budget.n (examples) nor budget.usd (dollars); set one")
+    if b.usd is not None and not b.usd > 0:
+        raise AgoraError(f"budget.usd={b.usd}: the dollars to spend must be > 0")
+    if b.max_usd is not None and not b.max_usd >= 0:
+        raise AgoraError(f"budget.max_usd={b.max_usd}: the dollar cap must be >= 0 (null: no cap)")
+    if not b.max_attempts_factor >= 1:
+        raise AgoraError(f"budget.max_attempts_factor={b.max_attempts_factor}: must be >= 1 (requests per example "
+                         "kept at most)")
+
+
+def sources_read(cfg: DictConfig) -> set[str]:
+    """The data sets some stage of this cell reads: seeds, benchmarks, and the human data of reference=human_sft."""
+    data = cfg.budget.data
+    names = set(cfg.domain.benchmarks[data]) | set(cfg.domain.human[data])
+    if "domain_mode" in cfg:
+        names |= set(cfg.domain_mode.seeds[data])
+    return names
+
+
+def _check_sources(cfg: DictConfig) -> None:
+    from agora.domains import get_domain
+
+    made_here = set(getattr(get_domain(cfg.domain.name), "GENERATED", ()))
+    read = sources_read(cfg)
+    for name, source in cfg.domain.sources.items():
+        local = source.get("local")
+        if not local:
+            continue
+        opt = f"domain.sources.{name}.local={local}"
+        if not Path(str(local)).expanduser().exists():
+            raise AgoraError(f"{opt}: no such file or folder")
+        if name in made_here:
+            raise AgoraError(f"{opt}: {name} is made by Agora itself, never loaded from a file; drop the override")
+        if name not in read:
+            raise AgoraError(f"{opt}: this cell never reads {name} (budget.data={cfg.budget.data} reads "
+                             f"{sorted(read)}); drop the override or choose a cell that uses it")
