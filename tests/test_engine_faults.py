@@ -170,3 +170,45 @@ def test_batch_api_discount_resubmits_only_failed_and_survives_a_kill(upstream, 
     assert s["cost_usd"] == pytest.approx(sum((r["input_tokens"] + 2 * r["output_tokens"]) / 2e6 for r in lines),
                                           abs=1e-6)
     assert s["batch"] and s["failed"] == 1 and s["transient_errors"] >= 2
+
+
+def data_products(store: Path) -> list[Path]:
+    return list((store / "data").rglob("manifest.json")) if (store / "data").exists() else []
+
+
+def test_requests_that_fail_after_retries_commit_nothing_and_the_rerun_sends_only_them(upstream, tmp_path):
+    # One worker, one retry: the proxy's first two answers (request 1 and its retry) are 500s, so one request of
+    # three gives up. The cell misses its target because of it: exit 2, nothing committed (before this was fixed,
+    # the short data set was committed and every rerun was a cache hit of it).
+    store = tmp_path / "store"
+    args = [*cell("PROXY", 3, "budget.max_attempts_factor=1"), "generator.limits.concurrency=1",
+            "generator.limits.max_retries=1"]
+    with FaultProxy(upstream, {1: "500", 2: "500"}) as proxy:   # the same URL twice: it is in the cache key
+        args = [a.replace("PROXY", proxy.url) for a in args]
+        rc, out, err = finish(generate(args, tmp_path, store))
+        assert rc == 2, out[-2000:] + err[-3000:]
+        assert "1 requests failed after 1 retries each" in err and "Nothing committed" in err
+        assert data_products(store) == [] and proxy.injected["500"] == 2
+        answered = len(cache_lines(store))
+        assert answered == 2 == sum(proxy.served.values())
+        rc, out, err = finish(generate(args, tmp_path, store))
+        assert rc == 0, out[-2000:] + err[-3000:]
+    _, s = product(store)
+    assert sum(proxy.served.values()) == 3 and s["sent"] == 1 and s["cached"] == answered   # only the failed one
+
+
+def test_a_cell_that_keeps_nothing_fails_alone_and_fails_a_sweep_cell_only(upstream, tmp_path):
+    # Two-token replies never finish: every reply is a `finish_length` drop, a drop caused by the model's output.
+    starve = ["generator.sampling.max_tokens=2", "budget.max_attempts_factor=1"]
+    with FaultProxy(upstream) as proxy:
+        rc, out, err = finish(generate(cell(proxy.url, 2, *starve), tmp_path, tmp_path / "one"))
+        assert rc == 2 and "kept 0 of 2 examples" in err and "finish_length" in err, err[-2000:]
+        assert data_products(tmp_path / "one") == []
+        sweep = tmp_path / "sweep"
+        sweep.mkdir()
+        rc, out, err = finish(generate(["-m", *cell(proxy.url, 2, *starve), "prompt_format=free_form,json"], sweep,
+                                       tmp_path / "two"))
+    assert rc == 0, err[-2000:]                                   # the sweep went on past the first barren cell
+    errors = sorted(sweep.glob("multirun/generate/*/*/error.txt"))
+    assert len(errors) == 2 and all("kept 0 of 2" in e.read_text() for e in errors)
+    assert data_products(tmp_path / "two") == []
