@@ -21,6 +21,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def needs_shared(*parts: str) -> pytest.MarkDecorator:
+    """Skip a test whose ../shared/data file is absent, except under CI=true, where that is a failure: a clone
+    that lost the data beside it must not pass by skipping."""
+    path = SHARED_DATA.joinpath(*parts)
+    if path.exists():
+        return pytest.mark.shared_data
+    if os.environ.get("CI") == "true":
+        return pytest.mark.usefixtures("_fail_missing_shared_data")
+    return pytest.mark.skip(reason=f"{path} is not beside the repo (with CI=true this fails instead)")
+
+
+@pytest.fixture
+def _fail_missing_shared_data(request):
+    pytest.fail(f"CI=true and ../shared/data is incomplete ({SHARED_DATA}): {request.node.name} needs it")
+
+
 def compose_cfg(stage: str = "generate", overrides: list[str] | None = None):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name=stage, overrides=overrides or [], return_hydra_config=False)

@@ -13,10 +13,10 @@ import pytest
 
 from agora import AgoraError
 from agora.domains import code, synthetic_code
-from conftest import SHARED_DATA, compose_cfg
+from conftest import SHARED_DATA, compose_cfg, needs_shared
 
 MBPP_FILE = SHARED_DATA / "mbpp" / "mbpp.jsonl"
-needs_mbpp = pytest.mark.skipif(not MBPP_FILE.exists(), reason="../shared/data/mbpp is not beside the repo")
+needs_mbpp = needs_shared("mbpp", "mbpp.jsonl")
 KNOWN_BROKEN_MBPP: dict[str, str] = {}  # none: every canonical solution of tasks 11-510 passes its tests
 NO_SOURCE = {"hub": None, "config": None, "local": None}
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from agora.metrics.contamination import flag, ngrams
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_shared
 
 TEST_Q = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
           "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg.")
@@ -30,7 +30,7 @@ def test_short_texts_are_one_ngram():
     assert ngrams("", 13) == set()
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "gsm8k").exists(), reason="needs ../shared/data/gsm8k")
+@needs_shared("gsm8k", "test.jsonl")
 def test_real_gsm8k_test_questions_are_found_among_train_questions_only_when_copied():
     test = [json.loads(x)["question"] for x in (SHARED_DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
     train = [json.loads(x)["question"] for x in (SHARED_DATA / "gsm8k" / "train.jsonl").read_text().splitlines()[:300]]

@@ -10,10 +10,10 @@ import pytest
 
 from agora import AgoraError
 from agora.domains import ifeval, instruction_following as m, synthetic_if
-from conftest import ROOT, SHARED_DATA, compose_cfg
+from conftest import ROOT, SHARED_DATA, compose_cfg, needs_shared
 
 IFEVAL_FILE = SHARED_DATA / "ifeval" / "input_data.jsonl"
-needs_ifeval = pytest.mark.skipif(not IFEVAL_FILE.exists(), reason="../shared/data/ifeval is not beside the repo")
+needs_ifeval = needs_shared("ifeval", "input_data.jsonl")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from agora.evaluate.judge import judge, lc_win_rate, verdict
 from agora.store import Store
-from conftest import SHARED_DATA, compose_cfg
+from conftest import SHARED_DATA, compose_cfg, needs_shared
 
 
 def test_verdicts_are_read_from_the_first_words():
@@ -52,7 +52,7 @@ def test_a_real_judge_prefers_answers_over_empty_outputs_and_reruns_from_cache(t
     assert again.sent == 0 and again.preference == v.preference      # all from the request cache
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "alpaca_eval").exists(), reason="needs ../shared/data/alpaca_eval")
+@needs_shared("alpaca_eval", "alpaca_eval.jsonl")
 def test_alpaca_eval_prompts_load_from_a_local_file_with_their_baseline(tmp_path):
     from agora.domains import instruction_following as ifd
 

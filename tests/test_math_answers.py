@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
 from agora.evaluate.math_answers import (VERSION, extract_answer, gsm8k_gold, is_correct, math_gold,
                                          normalize_number)
+from conftest import SHARED_DATA, needs_shared
 
-DATA = Path("/work/shared/data")
-GSM8K_TEST = DATA / "gsm8k/test.jsonl"
-MATH500 = DATA / "math/math500_test.jsonl"
+GSM8K_TEST = SHARED_DATA / "gsm8k" / "test.jsonl"
+MATH500 = SHARED_DATA / "math" / "math500_test.jsonl"
 
 
 def test_version_is_an_int():
@@ -140,7 +139,7 @@ def test_latex_check_works_off_the_main_thread():
     assert out == [True]
 
 
-@pytest.mark.skipif(not GSM8K_TEST.exists(), reason=f"{GSM8K_TEST} not present")
+@needs_shared("gsm8k", "test.jsonl")
 def test_gsm8k_gold_parses_every_test_record():
     rows = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines() if line.strip()]
     assert len(rows) == 1319
@@ -150,7 +149,7 @@ def test_gsm8k_gold_parses_every_test_record():
         assert is_correct(r["answer"], gold)  # the worked solution scores as correct against itself
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} not present")
+@needs_shared("math", "math500_test.jsonl")
 def test_math_gold_agrees_with_math500_answers():
     rows = [json.loads(line) for line in MATH500.read_text().splitlines() if line.strip()]
     assert len(rows) == 500

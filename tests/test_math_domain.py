@@ -6,12 +6,12 @@ import pytest
 from agora import AgoraError
 from agora.domains import get_domain, math as m
 from agora.modes import ParseError, get_mode, load_template
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_shared
 
-needs_shared = pytest.mark.skipif(not (SHARED_DATA / "gsm8k").exists(), reason="../shared/data is not beside the repo")
+needs_gsm8k = needs_shared("gsm8k", "test.jsonl")
 
 
-@needs_shared
+@needs_gsm8k
 def test_gsm8k_local_override_loads_through_datasets():
     rows = m.load("gsm8k", "test", {"hub": "openai/gsm8k", "local": str(SHARED_DATA / "gsm8k")}, None, 0)
     assert len(rows) == 1319
@@ -21,7 +21,7 @@ def test_gsm8k_local_override_loads_through_datasets():
     assert len(train) == 50 and not {r["question"] for r in train} & {r["question"] for r in rows}
 
 
-@needs_shared
+@needs_gsm8k
 def test_math500_and_full_math_local():
     rows = m.load("math500", "test", {"local": str(SHARED_DATA / "math" / "math500_test.jsonl")}, None, 0)
     assert len(rows) == 500 and rows[0]["answer"]
