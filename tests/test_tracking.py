@@ -1,0 +1,45 @@
+"""No API key reaches W&B or a run folder: `scrub`, `secret_values`, and a real offline W&B run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from agora import tracking
+from conftest import compose_cfg
+
+KEY = "sk-agora-unit-7c1e-DO-NOT-LOG"
+
+
+def test_scrub_masks_key_fields_and_secret_values_anywhere():
+    obj = {"generator": {"api_key": "abc", "api_key_env": "OPENAI_API_KEY", "base_url": f"https://h/v1?k={KEY}"},
+           "notes": [f"prefix {KEY} suffix", {"password": "pw", "token": None}], "n": 3}
+    out = tracking.scrub(obj, {KEY})
+    assert out["generator"]["api_key"] == "***" and out["generator"]["base_url"] == "https://h/v1?k=***"
+    assert out["generator"]["api_key_env"] == "OPENAI_API_KEY"     # the variable's name is no secret
+    assert out["notes"] == ["prefix *** suffix", {"password": "***", "token": None}] and out["n"] == 3
+
+
+def test_secret_values_reads_every_option_that_names_a_key(monkeypatch):
+    cfg = compose_cfg("evaluate", ["generator=gpt4o", "judge=claude35_sonnet", "intrinsic_judge=gpt4o_mini"])
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert tracking.secret_values(cfg) == set()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY + "-anthropic")
+    assert tracking.secret_values(cfg) == {KEY, KEY + "-anthropic"}
+    assert tracking.secret_values(compose_cfg("generate")) == {KEY}      # the default judge is gpt4o
+    assert tracking.secret_values(compose_cfg("generate", ["judge=local"])) == set()   # local options name no key
+
+
+def test_a_real_offline_wandb_run_never_holds_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # A key pasted into a URL by mistake: the config that W&B records must not carry it.
+    cfg = compose_cfg("generate", ["generator=gpt4o", f"generator.base_url='https://proxy.example/v1?key={KEY}'"])
+    t = tracking.start(cfg, stage="generate", name="generate/test", group=None, out_dir=tmp_path)
+    t.summary({"gen/note": f"sent with {KEY}"})
+    t.finish()
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert any(f.suffix == ".wandb" for f in files)
+    assert not [f for f in files if KEY.encode() in f.read_bytes()]
+    logged = b"".join(f.read_bytes() for f in files if f.name == "config.yaml" or f.suffix == ".wandb")
+    assert b"proxy.example/v1?key=***" in logged
