@@ -93,8 +93,7 @@ class PricedServer:
                         length = int(value)
                     elif name == "transfer-encoding" and "chunked" in value.lower():
                         chunked = True
-                body = await (self._chunked(reader) if chunked else reader.readexactly(length)) if (
-                    chunked or length) else b""
+                body = await self._chunked(reader) if chunked else await reader.readexactly(length)
                 if method == "GET" and path.rstrip("/").endswith("/stats"):
                     writer.write(_response("200 OK", json.dumps({"served": self.served}).encode()))
                 elif method == "POST" and path.rstrip("/").endswith("/chat/completions"):
