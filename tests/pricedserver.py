@@ -72,6 +72,7 @@ class PricedServer:
         self.completion_tokens = completion_tokens
         self.port = port
         self.served = 0
+        self.authorizations: set[str] = set()   # the Authorization headers seen: proof that a key was sent
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -93,6 +94,8 @@ class PricedServer:
                         length = int(value)
                     elif name == "transfer-encoding" and "chunked" in value.lower():
                         chunked = True
+                    elif name == "authorization":
+                        self.authorizations.add(value.strip())
                 body = await self._chunked(reader) if chunked else await reader.readexactly(length)
                 if method == "GET" and path.rstrip("/").endswith("/stats"):
                     writer.write(_response("200 OK", json.dumps({"served": self.served}).encode()))

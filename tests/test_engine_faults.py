@@ -102,6 +102,7 @@ def test_dollar_cap_stops_cleanly_and_a_higher_cap_resumes(upstream, tmp_path):
     with FaultProxy(upstream) as proxy:
         rc, out, err = finish(generate(cell(proxy.url, 6, *pricey, "budget.max_usd=4"), tmp_path, store))
         assert rc == 2 and "dollar cap" in err
+        assert data_products(store) == []                 # a cap stop short of the target commits nothing
         spent = sum(r["cost_usd"] for r in cache_lines(store))
         assert 0 < spent <= 4.0
         first = sum(proxy.served.values())

@@ -5,6 +5,8 @@ stages, with evaluation cut to a few problems and short answers so the module st
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from test_end_to_end import agora
@@ -21,6 +23,17 @@ def test_cell_runs_end_to_end_and_reports_pgr(domain, fmt, benchmarks, tmp_path,
     for stage in ("generate", "train"):
         agora(stage, *cell, cwd=tmp_path, store=store_dir)
     out = agora("evaluate", *cell, cwd=tmp_path, store=store_dir).stdout
-    for b in benchmarks:
-        assert f"{b}: base" in out and "reference" in out, out[-2000:]
     assert f"PGR {domain} (mean over benchmarks):" in out
+    (result,) = tmp_path.glob("outputs/evaluate/*/result.json")     # the row this evaluation recorded
+    row = json.loads(result.read_text())
+    assert (row["domain"], row["prompt_format"], row["kept"] >= 1) == (domain, fmt, True)
+    assert sorted(row["benchmarks"]) == sorted(benchmarks)
+    # Each recorded score is the one its own evaluation product holds, for base, reference and student alike.
+    evals = [json.loads(m.read_text()) for m in store_dir.glob("evals/*/*/manifest.json")]
+    for b, s in row["benchmarks"].items():
+        for who in ("base", "reference", "student"):
+            own = {e["accuracy"][b] for e in evals if e["label"] == who and b in e["accuracy"]
+                   and e["spec"]["limit"] == 6}
+            assert 0.0 <= s[who] <= 100.0 and s[who] in own, (b, who, s[who], own)
+        gap = s["reference"] - s["base"]
+        assert s["pgr"] == (None if gap <= 0 else pytest.approx(100 * (s["student"] - s["base"]) / gap))

@@ -23,8 +23,9 @@ needs_smollm2 = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def student_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("students")
+def student_cache(store_dir) -> Path:
+    """The session store's model folder, where the stages put SmolLM2 too: it is dequantised once per session."""
+    return store_dir / "models"
 
 
 @pytest.fixture(scope="session")
