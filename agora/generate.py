@@ -213,7 +213,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         manifest = json.loads((out / "manifest.json").read_text())
         log.info("cache hit: %s (no request sent)", out)
         print(f"generate: cache hit {out}")
-        tracker.summary({**{f"gen/{k}": v for k, v in manifest["summary"].items()}, "gen/cache_hit": 1})
+        tracker.summary({**{f"gen/{k}": v for k, v in manifest["summary"].items()}, "gen/cache_hit": 1,
+                         "gen/data_dir": str(out)})
         return float(manifest["summary"]["kept"])
 
     g = cfg.generator
@@ -298,7 +299,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         (tmp / "ledger.json").write_text(json.dumps(ledger.as_dict(), indent=2))
     print(f"generate {cell.name}: kept {len(rows)}/{n}, dropped {len(dropped)} {dict(reasons)}, "
           f"${t.cost_usd:.4f}, {t.input_tokens}+{t.output_tokens} tokens, {seconds:.0f} s -> {out}")
-    tracker.summary({**{f"gen/{k}": v for k, v in summary.items()}, "gen/cache_hit": 0,
+    tracker.summary({**{f"gen/{k}": v for k, v in summary.items()}, "gen/cache_hit": 0, "gen/data_dir": str(out),
                      **{f"gen/dropped/{k}": v for k, v in reasons.items()}})
     tracker.table("gen/samples", [{"instruction": r["instruction"], "response": r["response"]} for r in rows[:50]])
     return float(len(rows))

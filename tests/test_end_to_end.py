@@ -122,24 +122,31 @@ def test_missing_api_key_stops_before_spending(tmp_path):
 
 
 def test_sweep_generates_every_cell_of_the_grid(tmp_path, store_dir):
-    # 3 domains x 3 modes x 2 prompt formats = 18 cells, one Hydra multirun, 2 examples each.
+    # 3 domains x 3 modes x 2 prompt formats = 18 cells, one Hydra multirun, 2 examples each. Every job of this
+    # sweep is checked on its own: a job that failed (error.txt) is not hidden by a product another module made.
     p = agora("generate", "-m", "domain=math,code,instruction_following",
               "mode=instance_generation,response_generation,quality_enhancement", "prompt_format=free_form,json",
               "budget.n=2", "budget.max_attempts_factor=3", "tracking=none", cwd=tmp_path, store=store_dir, check=False)
-    jobs = [d for d in (tmp_path / "multirun" / "generate").glob("*/*") if d.is_dir()]
+    jobs = sorted(d for d in (tmp_path / "multirun" / "generate").glob("*/*") if d.is_dir())
     assert len(jobs) == 18, p.stdout[-2000:] + p.stderr[-3000:]
     assert p.returncode == 0, p.stderr[-3000:]
-    manifests = [json.loads(m.read_text()) for m in (store_dir / "data").rglob("manifest.json")]
-    cells = {(m["cell"]["domain"], m["cell"]["mode"], m["cell"]["prompt_format"]) for m in manifests}
-    assert len(cells) >= 18
-    for m in manifests:   # every cell sent requests, accounted every one of them, and logged contamination
+    cells = set()
+    for job in jobs:
+        assert not (job / "error.txt").exists(), (job.name, (job / "error.txt").read_text())
+        metrics = json.loads((job / "metrics.json").read_text())
+        m = json.loads((Path(metrics["gen/data_dir"]) / "manifest.json").read_text())
+        cell = (m["cell"]["domain"], m["cell"]["mode"], m["cell"]["prompt_format"])
+        overrides = (job / ".hydra" / "overrides.yaml").read_text()
+        assert all(f"{k}={v}" in overrides for k, v in zip(("domain", "mode", "prompt_format"), cell)), overrides
+        cells.add(cell)
         s = m["summary"]
+        assert metrics["gen/kept"] == s["kept"] >= 1, (cell, m["drop_reasons"])   # data that train.py can use
         assert s["requests"] > 0 and s["kept"] + s["surplus"] + s["dropped"] == s["requests"] + s["failed"], s
         assert "contamination_rate" in s
-        assert s["kept"] >= 1, (m["cell"], m["drop_reasons"])   # every cell makes data that train.py can use
-        if m["cell"]["prompt_format"] == "json":   # the grammar emits the schema's object, code included
+        if cell[2] == "json":   # the grammar emits the schema's object, code included
             bad = {r: c for r, c in m["drop_reasons"].items() if "json" in r}
-            assert not bad, (m["cell"], bad)
+            assert not bad, (cell, bad)
+    assert len(cells) == 18
 
 
 def test_reference_checkpoint_definition(e2e):
