@@ -122,11 +122,11 @@ def test_missing_api_key_stops_before_spending(tmp_path):
 
 
 def test_sweep_generates_every_cell_of_the_grid(tmp_path, store_dir):
-    # 3 domains x 3 modes x 2 prompt formats = 18 cells, one Hydra multirun, 2 examples each. Every job of this
-    # sweep is checked on its own: a job that failed (error.txt) is not hidden by a product another module made.
+    # 3 domains x 3 modes x 2 prompt formats = 18 cells, one Hydra multirun, 1 example each (up to 4 tries). Every
+    # job of this sweep is checked on its own: a job that failed (error.txt) is not hidden by another module's product.
     p = agora("generate", "-m", "domain=math,code,instruction_following",
               "mode=instance_generation,response_generation,quality_enhancement", "prompt_format=free_form,json",
-              "budget.n=2", "budget.max_attempts_factor=3", "tracking=none", cwd=tmp_path, store=store_dir, check=False)
+              "budget.n=1", "budget.max_attempts_factor=4", "tracking=none", cwd=tmp_path, store=store_dir, check=False)
     jobs = sorted(d for d in (tmp_path / "multirun" / "generate").glob("*/*") if d.is_dir())
     assert len(jobs) == 18, p.stdout[-2000:] + p.stderr[-3000:]
     assert p.returncode == 0, p.stderr[-3000:]
