@@ -246,12 +246,7 @@ async def _run(client: ChatClient, requests: list[Request], s: Sampling, cache: 
         for t in everyone:
             t.cancel()
         await asyncio.gather(*everyone, return_exceptions=True)
-        if not workers.done():
-            workers.cancel()
-        try:
-            await workers
-        except BaseException:   # already raised above, or cancelled with the rest
-            pass
+        await asyncio.gather(workers, return_exceptions=True)   # its outcome was raised above, or it was cancelled
 
 
 async def run_requests(client: ChatClient, requests: list[Request], sampling: Sampling, *, cache: RequestCache,
