@@ -48,9 +48,10 @@ def store_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("agora_store")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory, store_dir):
-    """(base_url, model name) of one vLLM CPU server per session, serving SmolLM2 over OpenAI and Anthropic APIs.
+    """(base_url, model name) of one vLLM CPU server, serving SmolLM2 over OpenAI and Anthropic APIs. One module
+    uses it, so it lives as long as that module: idle, it would hold about 4 GB and some CPU for the rest of the run.
 
     The first use builds vLLM's venv (tests/vllm_server.py); a failure there fails the tests that need it, so a
     missing server is never mistaken for a pass. AGORA_SKIP_VLLM=1 skips them instead, saying so;
