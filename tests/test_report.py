@@ -3,11 +3,15 @@
 - t-intervals, Welch differences, the Pareto frontier, PCA + regression and the budget advice are redone by hand
   or with plain numpy formulas on fixed tables;
 - the HTML is parsed: every <img> is a PNG beside it, the tables have one row per run and per cell;
+- nothing is hidden: a partial domain PGR names its undefined benchmark, a reference-base gap within sampling
+  noise is flagged, runs that differ in a setting (train.max_steps 6 vs 80) stay apart with a `settings` column and
+  their own reference lines, and Table 2 is laid out and averaged by hand with missing and undefined cells;
 - a real multirun (embedded llama.cpp generator, SmolLM2 student) of 2 volumes x 2 prompt formats x 2 train seeds
   in math ends in the report (a Hydra callback), whose every figure is checked against the cells' own manifests.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -255,6 +259,168 @@ def test_sweep_folder_report_lists_failed_jobs(tmp_path):
         "r00", "r01", "r02", "r03"]
 
 
+# ---------------------------------------------------------------- nothing hidden: partial, noise, settings, Table 2
+def smoke_settings(max_steps: int, seed: int) -> dict:
+    """A row's `settings` in the shape agora/evaluate/__init__.py records them, for the default (smoke) math cell."""
+    return {"student": {"name": "smollm2_135m", "source": "gguf_package", "model_id": None},
+            "train": {"epochs": 1, "max_steps": max_steps, "learning_rate": 5.0e-5, "per_device_batch_size": 4,
+                      "seed": seed, "system_prompt": "You are a helpful AI assistant.", "deepspeed": None},
+            "eval": {"max_new_tokens": 160, "top_p": 0.95, "repetition_penalty": 1.03, "base_fewshot": 2,
+                     "benchmarks": ["synthetic_gsm"], "sources": {"synthetic_gsm": {"hub": None, "local": None}},
+                     "limit": 24, "domain_version": 1, "seed": 42, "scorer_version": 1, "judge": None},
+            "reference": {"name": "human_sft", "kind": "human_sft", "key": f"smollm2_135m-{max_steps}x{seed}",
+                          "human": {"synthetic_gsm": {"hub": None, "local": None}}, "n_seeds": 200}}
+
+
+def smoke_row(max_steps: int, seed: int, base: float, reference: float, student: float) -> dict:
+    """One evaluated run of the default cell, as evaluate records it: the same data, trained `max_steps` steps."""
+    p = None if reference <= base else 100 * (student - base) / (reference - base)
+    return {"generator": "local", "domain": "math", "mode": "instance_generation", "budget": "smoke", "budget_n": 12,
+            "prompt_format": "free_form", "train_seed": seed, "seed": 42, "reference_kind": "human_sft",
+            "pgr": p, "pgr_of_means": p, "pgr_undefined": [] if p is not None else ["synthetic_gsm"],
+            "benchmarks": {"synthetic_gsm": {"base": base, "reference": reference, "student": student, "pgr": p,
+                                             "n": 24}},
+            "base": base, "reference": reference, "student": student, "cost_usd": 0.0, "input_tokens": 7000,
+            "output_tokens": 3000, "kept": 12, "dropped": 0, "surplus": 0, "failed": 0, "data_key": "8541bdcf6db5",
+            "data_dir": "data/math/instance_generation/local/free_form-smoke-8541bdcf6db5",
+            "settings": smoke_settings(max_steps, seed)}
+
+
+def test_runs_that_differ_in_a_setting_are_never_merged(tmp_path):
+    # The default cell twice over the same data: at 6 training steps (2 seeds; the human_sft reference is trained
+    # per seed, so its key differs too) the reference learns nothing (0.0%), at 80 steps it reaches 21.9%.
+    six = [smoke_row(6, 1, 0.0, 0.0, 0.0), smoke_row(6, 2, 0.0, 0.0, 4.2)]
+    for i, r in enumerate(six):
+        report.record(tmp_path, f"six{i}", r)
+    index = report.build_store(tmp_path)
+    page = check_page(index, n_runs=2, n_cells=1)            # seeds alone differ: one cell over 2 seeds
+    assert column(page, "cells", "settings") == ["", ""] and column(page, "groups", "settings") == [""]
+    assert column(page, "groups", "seeds") == ["1, 2"]
+
+    report.record(tmp_path, "eighty", smoke_row(80, 1, 0.0, 21.9, 12.5))
+    index = report.build_store(tmp_path)
+    page = check_page(index, n_runs=3, n_cells=2)            # two cells, not one averaged over both trainings
+    assert sorted(column(page, "cells", "settings")) == ["train.max_steps=6", "train.max_steps=6",
+                                                         "train.max_steps=80"]
+    groups = {g["settings"]: g for g in json.loads((index.parent / "report.json").read_text())["groups"]}
+    assert set(groups) == {"train.max_steps=6", "train.max_steps=80"}
+    assert groups["train.max_steps=6"]["seeds"] == [1, 2] and groups["train.max_steps=80"]["seeds"] == [1]
+    assert (groups["train.max_steps=6"]["reference_score"], groups["train.max_steps=80"]["reference_score"]) == (
+        0.0, 21.9)
+    assert sorted(column(page, "groups", "settings")) == ["train.max_steps=6", "train.max_steps=80"]
+    # the "student score against volume" plot: a reference line per training, never their mean (10.95)
+    lines = json.loads((index.parent / "report.json").read_text())["scores_vs_n"]["math"]
+    refs = {ln["settings"]: ln for ln in lines if ln["kind"] == "reference"}
+    assert {k: v["score"] for k, v in refs.items()} == {"train.max_steps=6": 0.0, "train.max_steps=80": 21.9}
+    assert refs["train.max_steps=80"]["label"] == "reference [train.max_steps=80] (mean 21.9)"
+    assert [(ln["settings"], ln["score"]) for ln in lines if ln["kind"] == "base"] == [("", 0.0)]   # training-free
+    assert sorted(ln["label"] for ln in lines if ln["kind"] == "student") == [
+        "local (inst/free_form) [train.max_steps=6]", "local (inst/free_form) [train.max_steps=80]"]
+    assert "scores_vs_n.png" in page.imgs
+
+
+def test_partial_runs_and_noisy_gaps_are_named(tmp_path):
+    # Two benchmarks in math; math500's reference does not beat the base, so the domain PGR is gsm8k's alone.
+    # gsm8k: base 60, reference 70; 2 se = 2 * 100 * sqrt(0.6 * 0.4 / n + 0.7 * 0.3 / n) = 13.42 points on n = 100
+    # (the 10-point gap is within noise) and 6.71 on n = 400 (beyond it). The recorded flag is left out of the rows:
+    # the report works it out from n.
+    rows = []
+    for gen, n in (("gpt4o", 100), ("gpt4o_mini", 400)):
+        rows.append({"generator": gen, "domain": "math", "mode": "instance_generation", "budget": "n10k",
+                     "budget_n": 10000, "prompt_format": "free_form", "train_seed": 1, "reference_kind": "checkpoint",
+                     "pgr": 50.0, "pgr_of_means": 60.0,
+                     "benchmarks": {"gsm8k": {"base": 60.0, "reference": 70.0, "student": 65.0, "pgr": 50.0, "n": n},
+                                    "math500": {"base": 30.0, "reference": 30.0, "student": 31.0, "pgr": None,
+                                                "n": n}},
+                     "base": 45.0, "reference": 50.0, "student": 48.0, "data_dir": f"data/{gen}"})
+    for i, r in enumerate(rows):
+        report.record(tmp_path, f"r{i}", r)
+    index = report.build_store(tmp_path)
+    page = check_page(index, n_runs=2, n_cells=2)
+    assert column(page, "cells", "pgr_partial") == ["True", "True"]
+    assert column(page, "cells", "pgr_undefined") == ["math500", "math500"]
+    assert column(page, "cells", "gsm8k/gap_within_noise") == ["True", "False"]
+    assert column(page, "cells", "math500/gap_within_noise") == ["True", "True"]   # a zero gap is always noise
+    assert column(page, "groups", "pgr_partial") == ["True", "True"]
+    assert column(page, "groups", "pgr_undefined") == ["math500", "math500"]
+    assert column(page, "groups", "gsm8k/gap_within_noise") == ["True", "False"]
+    t2 = json.loads((index.parent / "report.json").read_text())["table2"]
+    assert [r["cells"]["IG/math"] for r in t2] == [{"pgr": 50.0, "status": "partial", "note": "undefined: math500"}] * 2
+
+
+def table2_rows() -> list[dict]:
+    """Two generators over the 9 cells (one seed each): gpt4o has all 9 (the paper's Table 2 figures); gpt4o_mini
+    has QE/code missing, RG/inst undefined and IG/inst partial (one of its two benchmarks undefined)."""
+    pgrs = {"gpt4o": {("instance_generation", "math"): 20.6, ("instance_generation", "code"): 73.6,
+                      ("instance_generation", "instruction_following"): 46.1, ("response_generation", "math"): 46.7,
+                      ("response_generation", "code"): 28.5, ("response_generation", "instruction_following"): 30.3,
+                      ("quality_enhancement", "math"): 21.9, ("quality_enhancement", "code"): -8.8,
+                      ("quality_enhancement", "instruction_following"): 7.1},
+            "gpt4o_mini": {("instance_generation", "math"): 16.1, ("instance_generation", "code"): 41.9,
+                           ("instance_generation", "instruction_following"): 18.0,
+                           ("response_generation", "math"): 48.1, ("response_generation", "code"): 18.9,
+                           ("response_generation", "instruction_following"): None,
+                           ("quality_enhancement", "math"): 17.8,
+                           ("quality_enhancement", "instruction_following"): 9.8}}
+    rows = []
+    for gen, cells in pgrs.items():
+        for (mode, domain), p in cells.items():
+            bench = {"b1": {"base": 20.0, "reference": 40.0 if p is not None else 20.0, "student": 25.0, "pgr": p}}
+            if gen == "gpt4o_mini" and (mode, domain) == ("instance_generation", "instruction_following"):
+                bench["b2"] = {"base": 50.0, "reference": 45.0, "student": 50.0, "pgr": None}
+            rows.append({"generator": gen, "domain": domain, "mode": mode, "budget": "n10k", "budget_n": 10000,
+                         "prompt_format": "free_form", "train_seed": 42, "reference_kind": "checkpoint", "pgr": p,
+                         "pgr_of_means": p, "benchmarks": bench, "base": 20.0, "reference": 40.0, "student": 25.0,
+                         "data_dir": f"data/{domain}/{mode}/{gen}"})
+    return rows
+
+
+def test_table2_laid_out_and_averaged_by_hand(tmp_path):
+    for i, r in enumerate(table2_rows()):
+        report.record(tmp_path, f"r{i:02d}", r)
+    tracker = report.start_tracker({"name": "wandb", "project": "agora", "entity": None, "mode": "offline",
+                                    "group": None}, name="report/table2", group="table2", out_dir=tmp_path)
+    try:
+        index = report.build(report.load_store(tmp_path), tmp_path / "report", title="t", tracker=tracker)
+    finally:
+        tracker.finish()
+    t2 = {r["generator"]: r for r in json.loads((index.parent / "report.json").read_text())["table2"]}
+    full, mini = t2["gpt4o"], t2["gpt4o_mini"]
+    # gpt4o: every cell defined. IG (20.6 + 73.6 + 46.1) / 3 = 46.77, RG 105.5 / 3 = 35.17, QE 20.2 / 3 = 6.73
+    # (the paper's 46.8 / 35.2 / 6.7), AgoraBench 266.0 / 9 = 29.56
+    assert {m: (a["pgr"], a["partial"]) for m, a in full["averages"].items()} == {
+        "IG": (pytest.approx(140.3 / 3), False), "RG": (pytest.approx(105.5 / 3), False),
+        "QE": (pytest.approx(20.2 / 3), False)}
+    assert (full["agorabench"]["pgr"], full["agorabench"]["partial"]) == (pytest.approx(266.0 / 9), False)
+    # gpt4o_mini: QE/code missing and RG/inst undefined, shown as such; IG/inst partial (b2 undefined)
+    assert mini["cells"]["QE/code"] == {"pgr": None, "status": "missing", "note": None}
+    assert mini["cells"]["RG/inst"]["status"] == "undefined" and mini["cells"]["RG/inst"]["pgr"] is None
+    assert mini["cells"]["IG/inst"] == {"pgr": 18.0, "status": "partial", "note": "undefined: b2"}
+    assert mini["averages"]["IG"] == {"pgr": pytest.approx(76.0 / 3), "cells": 3, "of": 3, "partial": True}
+    assert mini["averages"]["RG"] == {"pgr": pytest.approx(67.0 / 2), "cells": 2, "of": 3, "partial": True}
+    assert mini["averages"]["QE"] == {"pgr": pytest.approx(27.6 / 2), "cells": 2, "of": 3, "partial": True}
+    assert mini["agorabench"] == {"pgr": pytest.approx(170.6 / 7), "cells": 7, "of": 9, "partial": True}
+    # the page: the paper's layout, a column group per mode
+    page = Page(index.read_text())
+    assert page.heads["table2"] == ["generator", "budget", "volume", "prompt_format", "reference_kind", "settings",
+                                    "IG", "RG", "QE", "AgoraBench", "notes", *["math", "code", "inst", "avg"] * 3]
+    shown = {r[0]: r[6:19] for r in page.tables["table2"]}
+    assert shown["gpt4o"] == ["20.6", "73.6", "46.1", "46.8", "46.7", "28.5", "30.3", "35.2", "21.9", "-8.8", "7.1",
+                              "6.7", "29.6"]
+    assert shown["gpt4o_mini"] == ["16.1", "41.9", "18.0 (partial)", "25.3 (partial)",
+                                   "48.1", "18.9", "undefined", "33.5 (partial: 2 of 3 cells)",
+                                   "17.8", "missing", "9.8", "13.8 (partial: 2 of 3 cells)",
+                                   "24.4 (partial: 7 of 9 cells)"]
+    # the CSV and the W&B table say the same
+    with open(index.parent / "table2.csv", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    cols = [f"{m}/{d}" for m in ("IG", "RG", "QE") for d in ("math", "code", "inst", "avg")] + ["AgoraBench"]
+    assert {r["generator"]: [r[c] for c in cols] for r in csv_rows} == shown
+    (table,) = tmp_path.glob("wandb/offline-run-*/files/media/table/report/table2_*.table.json")
+    logged = json.loads(table.read_text())
+    assert {row[0]: [row[logged["columns"].index(c)] for c in cols] for row in logged["data"]} == shown
+
+
 # ---------------------------------------------------------------- a real smoke sweep
 def agora(stage: str, *overrides: str, cwd: Path, store: Path) -> subprocess.CompletedProcess:
     # OMP_WAIT_POLICY=PASSIVE: on a shared 2-core machine, torch's OpenMP threads spinning at barriers made a 32-token
@@ -304,6 +470,11 @@ def test_report_matches_the_cells_own_metrics(sweep):
         assert c["synthetic_gsm/pgr"] == (None if s["reference"] <= s["base"] else pytest.approx(
             (s["student"] - s["base"]) / (s["reference"] - s["base"]) * 100))
         assert c["pgr"] == c["synthetic_gsm/pgr"]                # one benchmark: the domain's PGR is its PGR
+        assert c["pgr_partial"] is False and c["synthetic_gsm/n"] == 4   # budget.eval_limit problems
+        pb, pr = s["base"] / 100, s["reference"] / 100               # the noise flag: |gap| <= 2 binomial se
+        assert c["synthetic_gsm/gap_within_noise"] == (
+            abs(s["reference"] - s["base"]) <= 200 * math.sqrt((pb * (1 - pb) + pr * (1 - pr)) / 4))
+        assert c["settings"] == ""   # the sweep's runs differ in its axes and the train seed alone
     # the session's store also holds other modules' evaluations (code, instruction following): math ones only
     evals = [e for p in store.glob("evals/*/*/manifest.json")
              if "synthetic_gsm" in (e := json.loads(p.read_text()))["accuracy"]]
@@ -370,7 +541,7 @@ def test_report_run_in_wandb(sweep):
     (run,) = folder.glob("wandb/offline-run-*")
     assert list(run.glob("*.wandb"))
     tables = {p.name.split("_")[0] for p in run.rglob("*.table.json")}
-    assert {"cells", "groups", "advice"} <= tables, tables
+    assert {"cells", "groups", "advice", "table2"} <= tables, tables
     assert len(list(run.rglob("media/images/**/*.png"))) >= 2
 
 

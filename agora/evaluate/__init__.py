@@ -125,22 +125,42 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     tracker.summary(metrics)
     tracker.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     mean = {who: sum(per_bench[b][who] for b in names) / len(names) for who in scores}
-    # The report's row (agora/metrics/report.py): a cell and train seed; `group` is shared by rows that differ only
-    # in the train seed (of the student and of a human_sft reference), so the report can put an interval over seeds.
-    spec = train_spec(cfg)
-    same_but_seed = {**{k: v for k, v in spec.items() if k != "seed"},
-                     "train": {k: v for k, v in spec["train"].items() if k != "seed"}}
-    ref_id = ref_key if cfg.reference.kind == "checkpoint" else cfg.reference.name   # human_sft is trained per seed
-    report.record(store.root, student_out.name + "-" + cfg.reference.name, {
+    # The report's row (agora/metrics/report.py): a cell and train seed, with every setting that made its scores
+    # (`settings`: the student, training, evaluation, reference). The report never merges rows whose settings differ
+    # in anything but the train seed (`report.group_key`), and shows the settings in which rows differ.
+    from omegaconf import OmegaConf
+
+    from agora.evaluate.judge import VERSION as JUDGE_VERSION
+    from agora.evaluate.math_answers import VERSION as SCORER_VERSION
+    from agora.evaluate.pgr import summary_line
+
+    spec, es = train_spec(cfg), eval_spec(cfg, names)
+    reference = {**OmegaConf.to_container(cfg.reference, resolve=True), "key": ref_key}
+    if cfg.reference.kind == "human_sft":   # its weights also follow from the human data it is fine-tuned on
+        sources = OmegaConf.to_container(cfg.domain.sources, resolve=True)
+        reference.update(human={h: sources.get(h) for h in cfg.domain.human[data]}, n_seeds=cfg.budget.n_seeds)
+    settings = {
+        "student": spec["student"], "reference": reference,
+        "train": {**spec["train"], "system_prompt": spec["system_prompt"], "deepspeed": spec["deepspeed"]},
+        "eval": {**es["eval"], **{k: v for k, v in es.items() if k != "eval"}, "scorer_version": SCORER_VERSION,
+                 "judge": ({"provider": cfg.judge.provider, "model": cfg.judge.model, "version": JUDGE_VERSION}
+                           if JUDGED & set(names) else None)},
+    }
+    agg = aggregate(per_bench, n={b: len(benchmarks[b]) for b in names})   # with the problem counts: noise flags
+    row = {
         **cell.__dict__, "budget_n": gen["target"], "budget_usd": cfg.budget.usd, "train_seed": cfg.train.seed,
         "seed": cfg.seed, "reference_kind": cfg.reference.name,
         "pgr": agg["mean_of_pgrs"], "pgr_of_means": agg["pgr_of_means"], "pgr_undefined": agg["undefined"],
-        "benchmarks": {b: {**per_bench[b], "pgr": agg["per_benchmark"][b]} for b in names}, **mean,
+        "pgr_partial": agg["partial"],
+        "benchmarks": {b: {**per_bench[b], "pgr": agg["per_benchmark"][b], "n": len(benchmarks[b]),
+                           "gap_noise": agg["gap_noise"][b], "gap_within_noise": agg["gap_within_noise"][b]}
+                       for b in names}, **mean,
         **{k: gen[k] for k in ("cost_usd", "input_tokens", "output_tokens", "kept", "dropped", "surplus", "failed")},
         "drop_reasons": data_manifest["drop_reasons"], "data_key": data_key,
-        "data_dir": str(src.relative_to(store.root)), "student_key": student_out.name,
-        "group": digest({"data": data_key, "train": same_but_seed, "eval": eval_spec(cfg, names), "reference": ref_id}),
-    }, run_dir=report.hydra_run_dir())
+        "data_dir": str(src.relative_to(store.root)), "student_key": student_out.name, "settings": settings,
+    }
+    row["group"] = report.group_key(row)
+    report.record(store.root, student_out.name + "-" + cfg.reference.name, row, run_dir=report.hydra_run_dir())
     if report.in_multirun():
         print("evaluate: the sweep report is built when the multirun ends (agora/callbacks.py)")
     else:
@@ -152,5 +172,5 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
               f"student {s['student']:.1f}% -> PGR " + (f"{p:.1f}%" if p is not None else
                                                          "undefined (reference <= base)"))
     m = agg["mean_of_pgrs"]
-    print(f"PGR {d} (mean over benchmarks): " + (f"{m:.1f}%" if m is not None else "undefined"))
+    print(summary_line(d, agg))   # "PGR <domain> (mean over benchmarks): ...", partial and noisy gaps named
     return m

@@ -4,6 +4,7 @@ Everything here takes plain lists and numpy arrays and returns plain values, so 
 by hand (tests/test_report.py does). `agora/metrics/report.py` turns the store's rows into these inputs.
 
 - `t_interval`: mean and 95% Student-t interval of a cell's PGR over train seeds (n >= 2).
+- `gap_noise`: how large a reference-base gap n problems can show by chance alone (PGR's denominator).
 - `welch`: the 95% interval of a difference between two cells (Welch), and whether it lies within the noise.
 - `pareto_front`: the cells no other cell beats on both PGR and dollars.
 - `pca` / `regress`: PCA of the standardised intrinsic metrics and a least-squares fit of PGR on the components.
@@ -61,6 +62,29 @@ def t_interval(values: list[float]) -> Interval:
     s = stdev(values)
     h = t975(len(values) - 1) * s / math.sqrt(len(values))
     return Interval(m, len(values), s, m - h, m + h)
+
+
+def gap_noise(base: float, reference: float, n: int) -> float:
+    """Two standard errors of the reference-base gap, in accuracy points: 2 * 100 * sqrt(pb(1-pb)/n + pr(1-pr)/n).
+
+    Each score is a share of n problems (pb = base / 100, pr = reference / 100, clamped to [0, 1]), so the gap
+    is a difference of two binomial proportions with this standard error. A gap whose size is at most this much
+    (`gap_within_noise`) could come from sampling alone at z = 2 (about 95%): the PGR divided by it is not to be
+    trusted. For the judged win rates (AlpacaEval, Arena-Hard) the binomial error is an approximation.
+    """
+    if n < 1:
+        raise ValueError(f"gap_noise: n={n} problems; a score needs at least 1")
+    pb, pr = (min(max(v / 100.0, 0.0), 1.0) for v in (base, reference))
+    return 2.0 * 100.0 * math.sqrt(pb * (1 - pb) / n + pr * (1 - pr) / n)
+
+
+def gap_within_noise(base: float, reference: float, n: int) -> bool:
+    """|reference - base| <= `gap_noise`: n problems cannot tell the reference from the base.
+
+    `<=` rather than `<`, so that a zero gap counts as within noise even where both scores are 0% or 100%
+    (where the binomial error is 0).
+    """
+    return abs(reference - base) <= gap_noise(base, reference, n)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,17 @@
 - over a single cell's store after `python evaluate.py` (not in a multirun);
 - by hand: `python -m agora.report --store S` or `--sweep multirun/evaluate/<date>`.
 
-A report folder is self-contained: `index.html`, its PNGs, `cells.csv`, `groups.csv` and `report.json`.
-The numbers come from agora/metrics/analysis.py; this module gathers rows, draws and writes.
+A report folder is self-contained: `index.html`, its PNGs, `cells.csv`, `groups.csv`, `table2.csv` and
+`report.json`. The numbers come from agora/metrics/analysis.py; this module gathers rows, draws and writes.
+
+It hides nothing it aggregates:
+- a run whose domain PGR leaves out a benchmark with an undefined PGR is marked partial, and the benchmark named;
+- a benchmark whose reference-base gap is within sampling noise is flagged (`gap_within_noise`);
+- runs are merged only when they differ in nothing but the train seed (`group_key`: the cell, the data and every
+  recorded setting of the student, training, evaluation and reference), and every table has a `settings` column
+  that shows the settings in which its row differs from the others (`differing_settings`); plots draw a line per
+  such setting, never a mean across them;
+- the paper's Table 2 (`table2`) marks a missing or undefined cell as such, and an average over it as partial.
 """
 from __future__ import annotations
 
@@ -27,6 +36,12 @@ from agora.metrics import analysis
 from agora.store import digest
 
 CELL = ["generator", "domain", "mode", "budget", "budget_n", "prompt_format", "train_seed", "reference_kind"]
+# Settings that change with the train seed and nothing else: a cell's seeds differ here, and only here.
+SEEDED = ("train.seed", "reference.key")
+# Settings that follow from the domain (its benchmarks, data sources, judge, version and system prompt). They differ
+# between domains by design, so they are compared within a domain only.
+DOMAIN_SETTINGS = ("eval.benchmarks", "eval.sources", "eval.domain_version", "eval.judge", "train.system_prompt",
+                   "reference.human")
 COST = ["cost_usd", "input_tokens", "output_tokens", "kept", "dropped", "surplus", "failed"]
 DEFAULT_BUDGETS_USD = (1.0, 10.0, 100.0, 1000.0)
 PCA_COMPONENTS = 5   # the paper's choice
@@ -126,10 +141,102 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[dict]]:
     return rows, failed
 
 
+# ---------------------------------------------------------------- settings
+def flat_settings(settings: dict, prefix: str = "") -> dict[str, Any]:
+    """A row's nested `settings` as dotted keys (`train.max_steps`); lists and scalars are the leaves."""
+    out: dict[str, Any] = {}
+    for k, v in settings.items():
+        if isinstance(v, dict) and v:
+            out.update(flat_settings(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _canon(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _show(v: Any) -> str:
+    return v if isinstance(v, str) else _canon(v)
+
+
+def _domain_setting(key: str) -> bool:
+    return any(key == d or key.startswith(d + ".") for d in DOMAIN_SETTINGS)
+
+
+def seedless_settings(r: dict) -> dict[str, Any] | None:
+    """The row's settings as dotted keys, less those that change with the train seed; None if it recorded none."""
+    if r.get("settings") is None:
+        return None
+    return {k: v for k, v in flat_settings(r["settings"]).items() if k not in SEEDED}
+
+
+def group_key(r: dict) -> str:
+    """Rows with the same key differ in nothing but the train seed: the same cell, data and settings.
+
+    Rows recorded before `settings` existed keep the `group` they recorded (or, older still, their cell and data).
+    """
+    s = seedless_settings(r)
+    if s is None:
+        return r.get("group") or digest({k: r.get(k) for k in (*CELL, "data_dir") if k != "train_seed"})
+    return digest({"cell": {k: r.get(k) for k in CELL if k != "train_seed"},
+                   "data": r.get("data_key") or r.get("data_dir"), "settings": s})
+
+
+def differing_settings(items: list[tuple[str, dict[str, Any] | None]]) -> tuple[list[str], dict[str, list[str]]]:
+    """The settings in which rows differ, from (domain, seedless settings) pairs.
+
+    Returns the keys whose value is not the same in every row that has it, and, per domain, the domain's own
+    settings (DOMAIN_SETTINGS) that differ among that domain's rows. Rows without settings take no part.
+    """
+    values: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+    for domain, f in items:
+        for k, v in (f or {}).items():
+            values[(domain if _domain_setting(k) else None, k)].add(_canon(v))
+    shared = sorted({k for (d, k), vs in values.items() if d is None and len(vs) > 1})
+    own: dict[str, list[str]] = defaultdict(list)
+    for (d, k), vs in sorted(values.items(), key=lambda kv: str(kv[0])):
+        if d is not None and len(vs) > 1:
+            own[d].append(k)
+    return shared, dict(own)
+
+
+def settings_text(domain: str, f: dict[str, Any] | None, keys: tuple[list[str], dict[str, list[str]]],
+                  shared_only: bool = False) -> str:
+    """`k=v ...` for the differing settings this row has: empty when every row agrees."""
+    shared, own = keys
+    wanted = shared if shared_only else shared + own.get(domain, [])
+    if not wanted:
+        return ""
+    if f is None:
+        return "not recorded"
+    return " ".join(f"{k}={_show(f[k])}" for k in wanted if k in f)
+
+
+def undefined_of(r: dict) -> list[str]:
+    """The run's benchmarks whose PGR is undefined (recorded, or read off its benchmarks)."""
+    if r.get("pgr_undefined") is not None:
+        return list(r["pgr_undefined"])
+    return [b for b, s in r.get("benchmarks", {}).items() if s.get("pgr") is None]
+
+
+def partial_of(r: dict) -> bool:
+    """The run's domain PGR is a number that leaves out an undefined benchmark."""
+    return r.get("pgr") is not None and bool(undefined_of(r))
+
+
+def noise_of(s: dict) -> bool | None:
+    """A benchmark's `gap_within_noise`: recorded, else from its problem count; None when neither is known."""
+    if s.get("gap_within_noise") is not None:
+        return bool(s["gap_within_noise"])
+    if s.get("n") and s.get("base") is not None and s.get("reference") is not None:
+        return analysis.gap_within_noise(s["base"], s["reference"], int(s["n"]))
+    return None
+
+
 # ---------------------------------------------------------------- tables
-def _group_key(r: dict) -> str:
-    """Rows that differ only by train seed share this key (evaluate records it; older rows get one here)."""
-    return r.get("group") or digest({k: r.get(k) for k in (*CELL, "data_dir") if k != "train_seed"})
+BENCH_COLUMNS = ("base", "reference", "student", "pgr", "n", "gap_within_noise")
 
 
 def benchmarks_of(rows: list[dict]) -> list[str]:
@@ -143,42 +250,61 @@ def intrinsic_of(rows: list[dict]) -> list[str]:
 def flat(rows: list[dict]) -> tuple[list[str], list[dict]]:
     """One table row per cell and train seed, every row with the same columns (CSV, HTML, W&B Table)."""
     benches, intr = benchmarks_of(rows), intrinsic_of(rows)
-    cols = [*CELL, "pgr", "pgr_of_means", *(f"{b}/{w}" for b in benches for w in ("base", "reference", "student", "pgr")),
+    keys = differing_settings([(r.get("domain"), seedless_settings(r)) for r in rows])
+    cols = [*CELL, "settings", "pgr", "pgr_partial", "pgr_undefined", "pgr_of_means",
+            *(f"{b}/{w}" for b in benches for w in BENCH_COLUMNS),
             "base", "reference", "student", *COST, *(f"intrinsic/{k}" for k in intr), "data_dir"]
     out = []
     for r in rows:
         f = {c: r.get(c) for c in cols}
+        f.update(settings=settings_text(r.get("domain"), seedless_settings(r), keys), pgr_partial=partial_of(r),
+                 pgr_undefined=", ".join(undefined_of(r)))   # text: a W&B column holds one type
         for b, s in r.get("benchmarks", {}).items():
-            f.update({f"{b}/{w}": s.get(w) for w in ("base", "reference", "student", "pgr")})
+            f.update({f"{b}/{w}": s.get(w) for w in BENCH_COLUMNS})
+            f[f"{b}/gap_within_noise"] = noise_of(s)
         f.update({f"intrinsic/{k}": v for k, v in r.get("intrinsic", {}).items()})
         out.append(f)
     return cols, out
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
-    """One entry per cell over its train seeds: PGR mean and 95% t-interval (with >= 2 seeds that define it)."""
+    """One entry per cell and settings over its train seeds: PGR mean and 95% t-interval (>= 2 seeds that define it).
+
+    Rows are merged only when `group_key` says they differ in nothing but the train seed. `settings` names what
+    tells a group apart from the others; `pgr_partial` says its PGR leaves out an undefined benchmark or seed.
+    """
     by: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by[_group_key(r)].append(r)
+        by[group_key(r)].append(r)
+    keys = differing_settings([(r.get("domain"), seedless_settings(r)) for r in rows])
     out = []
     for key, rs in by.items():
         r0 = rs[0]
         values = [r["pgr"] for r in rs if r.get("pgr") is not None]
         iv = analysis.t_interval(values) if values else None
-        bench = {}
+        bench, noisy = {}, {}
         for b in sorted({b for r in rs for b in r.get("benchmarks", {})}):
             v = [r["benchmarks"][b]["pgr"] for r in rs if r.get("benchmarks", {}).get(b, {}).get("pgr") is not None]
             bench[b] = analysis.t_interval(v).mean if v else None
-        out.append({**{k: r0.get(k) for k in CELL if k != "train_seed"}, "group": key,
+            flags = [noise_of(r["benchmarks"][b]) for r in rs if b in r.get("benchmarks", {})]
+            noisy[b] = None if all(x is None for x in flags) else any(bool(x) for x in flags)   # in any seed
+        undefined = sorted({b for r in rs for b in undefined_of(r)})
+        out.append({**{k: r0.get(k) for k in CELL if k != "train_seed"}, "budget_usd": r0.get("budget_usd"),
+                    "settings": settings_text(r0.get("domain"), seedless_settings(r0), keys),
+                    "settings_shared": settings_text(r0.get("domain"), seedless_settings(r0), keys, shared_only=True),
+                    "settings_full": seedless_settings(r0),
+                    "settings_keys": keys[0] + keys[1].get(r0.get("domain"), []), "group": key,
                     "seeds": sorted((r.get("train_seed") for r in rs), key=str), "n_seeds": len(rs),
                     "pgr_values": values, "n_undefined": len(rs) - len(values),
                     "pgr": iv.mean if iv else None, "pgr_sd": iv.sd if iv else None,
                     "pgr_low": iv.low if iv else None, "pgr_high": iv.high if iv else None,
-                    "pgr_by_benchmark": bench, **{k: r0.get(k) for k in COST},
+                    "pgr_partial": iv is not None and (len(values) < len(rs) or any(partial_of(r) for r in rs)),
+                    "pgr_undefined": undefined, "pgr_by_benchmark": bench, "gap_within_noise": noisy,
+                    **{k: r0.get(k) for k in COST},
                     **{f"{who}_score": _mean([r.get(who) for r in rs]) for who in ("base", "reference", "student")},
                     "intrinsic": r0.get("intrinsic", {}), "data_dir": r0.get("data_dir")})
     return sorted(out, key=lambda g: tuple(str(g.get(k)) for k in ("domain", "mode", "generator", "prompt_format"))
-                  + (g.get("budget_n") or 0,))
+                  + (g.get("budget_n") or 0, g["settings"]))
 
 
 def _mean(values: list) -> float | None:
@@ -187,12 +313,18 @@ def _mean(values: list) -> float | None:
 
 
 def label(g: dict) -> str:
-    return f"{g['generator']} {g['mode']} {g['prompt_format']} N={g.get('budget_n')}"
+    return f"{g['generator']} {g['mode']} {g['prompt_format']} N={g.get('budget_n')}" + _with(g)
+
+
+def _with(g: dict) -> str:
+    """The group's differing settings, to append to a label (nothing when every group agrees)."""
+    return f" [{g['settings']}]" if g.get("settings") else ""
 
 
 def comparisons(groups: list[dict], axis: str) -> list[dict]:
     """Pairs of cells that differ only along `axis` (generator or prompt_format): difference and noise verdict."""
-    context = [k for k in ("domain", "mode", "budget_n", "prompt_format", "generator", "reference_kind") if k != axis]
+    context = [k for k in ("domain", "mode", "budget_n", "prompt_format", "generator", "reference_kind", "settings")
+               if k != axis]
     by: dict[tuple, list[dict]] = defaultdict(list)
     for g in groups:
         if g["pgr_values"]:
@@ -204,7 +336,8 @@ def comparisons(groups: list[dict], axis: str) -> list[dict]:
             for j in range(i + 1, len(gs)):
                 a, b = gs[i], gs[j]
                 d = analysis.welch(a["pgr_values"], b["pgr_values"])
-                out.append({"axis": axis, "context": " ".join(f"{k}={v}" for k, v in zip(context, ctx)),
+                out.append({"axis": axis, "context": " ".join(f"{k}={v}" for k, v in zip(context, ctx)
+                                                              if k != "settings") + _with(a),
                             "a": a[axis], "b": b[axis], "pgr_a": a["pgr"], "pgr_b": b["pgr"], "n_a": len(a["pgr_values"]),
                             "n_b": len(b["pgr_values"]), "diff": d.diff, "diff_low": d.low, "diff_high": d.high,
                             "verdict": d.verdict})
@@ -212,13 +345,94 @@ def comparisons(groups: list[dict], axis: str) -> list[dict]:
 
 
 def pivot(groups: list[dict]) -> list[dict]:
-    """Mean PGR over a generator's cells in each domain (the paper's per-domain columns), cells counted."""
+    """Mean PGR over a generator's cells in each domain (per settings: never across them), cells counted."""
     by: dict[tuple, list[float]] = defaultdict(list)
     for g in groups:
         if g["pgr"] is not None:
-            by[(g["generator"], g["domain"])].append(g["pgr"])
-    return [{"generator": gen, "domain": d, "cells": len(v), "mean_pgr": float(np.mean(v))}
-            for (gen, d), v in sorted(by.items())]
+            by[(g["generator"], g["domain"], g["settings"])].append(g["pgr"])
+    return [{"generator": gen, "domain": d, "settings": s, "cells": len(v), "mean_pgr": float(np.mean(v))}
+            for (gen, d, s), v in sorted(by.items())]
+
+
+MODES = {"instance_generation": "IG", "response_generation": "RG", "quality_enhancement": "QE"}
+DOMAINS = {"math": "math", "code": "code", "instruction_following": "inst"}
+TABLE2_ROW = ("generator", "budget", "volume", "prompt_format", "reference_kind", "settings")
+
+
+def _table2_cell(gs: list[dict]) -> dict:
+    """One of the 9 cells: its PGR (mean over train seeds) and status ok | partial | undefined | missing | conflict."""
+    if not gs:
+        return {"pgr": None, "status": "missing", "note": None}
+    if len(gs) > 1:   # same generator and settings, different data: two cells, not one to average
+        return {"pgr": None, "status": "conflict",
+                "note": f"{len(gs)} cells: " + "; ".join(f"{g['data_dir']} [{g['settings']}]" for g in gs)}
+    g = gs[0]
+    if g["pgr"] is None:
+        return {"pgr": None, "status": "undefined",
+                "note": f"reference <= base on {', '.join(g['pgr_undefined']) or 'every benchmark'}"}
+    why = ([f"undefined: {', '.join(g['pgr_undefined'])}"] if g["pgr_undefined"] else []) + (
+        [f"{g['n_undefined']} of {g['n_seeds']} seeds undefined"] if g["n_undefined"] else [])
+    return {"pgr": g["pgr"], "status": "partial" if g["pgr_partial"] else "ok", "note": "; ".join(why) or None}
+
+
+def _table2_mean(cells: list[dict]) -> dict:
+    """The mean over cells that have a PGR; partial when any cell lacks one or is itself partial."""
+    v = [c["pgr"] for c in cells if c["pgr"] is not None]
+    return {"pgr": float(np.mean(v)) if v else None, "cells": len(v), "of": len(cells),
+            "partial": len(v) < len(cells) or any(c["status"] == "partial" for c in cells)}
+
+
+def table2(groups: list[dict]) -> list[dict]:
+    """The paper's Table 2: per generator, the PGR of the 9 cells (mode x domain) and their averages.
+
+    A row is a generator with everything else that tells its runs apart (budget, volume, prompt format,
+    reference and the settings that differ beyond the domain's own). A mode's average is the mean over its 3
+    domains; the AgoraBench score is the mean over the 9 cells. A cell with no run is "missing", one whose PGR is
+    undefined "undefined", and an average over either (or over a partial cell) is marked partial, with how many
+    cells it holds: never silently a mean over fewer cells. Cells outside the paper's 3 modes x 3 domains (a
+    plug-in domain or mode) are in the other tables, not here.
+    """
+    rows: dict[tuple, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for g in groups:
+        if g["mode"] in MODES and g["domain"] in DOMAINS:
+            volume = f"${g['budget_usd']:g}" if g.get("budget_usd") is not None else f"N={g.get('budget_n')}"
+            key = (g["generator"], g["budget"], volume, g["prompt_format"], g["reference_kind"], g["settings_shared"])
+            rows[key][(g["mode"], g["domain"])].append(g)
+    out = []
+    for key, by in sorted(rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        cells = {f"{MODES[m]}/{DOMAINS[d]}": _table2_cell(by.get((m, d), [])) for m in MODES for d in DOMAINS}
+        out.append({**dict(zip(TABLE2_ROW, key)), "cells": cells,
+                    "averages": {MODES[m]: _table2_mean([cells[f"{MODES[m]}/{DOMAINS[d]}"] for d in DOMAINS])
+                                 for m in MODES},
+                    "agorabench": _table2_mean(list(cells.values()))})
+    return out
+
+
+def _table2_text(c: dict, average: bool) -> str:
+    if average:
+        if c["pgr"] is None:
+            return f"— (0 of {c['of']} cells)"
+        if not c["partial"]:
+            return f"{c['pgr']:.1f}"
+        return f"{c['pgr']:.1f} (partial" + (f": {c['cells']} of {c['of']} cells)" if c["cells"] < c["of"] else ")")
+    if c["status"] == "ok":
+        return f"{c['pgr']:.1f}"
+    return f"{c['pgr']:.1f} (partial)" if c["status"] == "partial" else c["status"]
+
+
+def table2_table(t2: list[dict]) -> list[dict]:
+    """Table 2 as text, one column per cell and average (IG/math ... QE/avg, AgoraBench): CSV, HTML, W&B."""
+    out = []
+    for r in t2:
+        row = {k: str(r[k]) for k in TABLE2_ROW}
+        for m in MODES.values():
+            row.update({f"{m}/{d}": _table2_text(r["cells"][f"{m}/{d}"], False) for d in DOMAINS.values()})
+            row[f"{m}/avg"] = _table2_text(r["averages"][m], True)
+        row["AgoraBench"] = _table2_text(r["agorabench"], True)
+        row["notes"] = "; ".join(f"{k}: {c['note']}" for k, c in r["cells"].items()
+                                 if c["status"] != "ok" and c["note"])
+        out.append(row)
+    return out
 
 
 def intrinsic_analysis(groups: list[dict]) -> tuple[dict | None, str | None]:
@@ -261,13 +475,13 @@ def intrinsic_analysis(groups: list[dict]) -> tuple[dict | None, str | None]:
 
 
 def series_of(groups: list[dict], domain: str) -> list[analysis.Series]:
-    """Per generator (with its mode, format and reference): mean PGR at each measured N, and $ per kept example."""
+    """Per generator (with its mode, format, reference, settings): mean PGR at each measured N, $ per kept example."""
     by: dict[tuple, list[dict]] = defaultdict(list)
     for g in groups:
         if g["domain"] == domain and g["pgr"] is not None and (g.get("budget_n") or g.get("kept")):
-            by[(g["generator"], g["mode"], g["prompt_format"], g.get("reference_kind"))].append(g)
+            by[(g["generator"], g["mode"], g["prompt_format"], g.get("reference_kind"), g["settings"])].append(g)
     out = []
-    for (gen, mode, fmt, ref), gs in sorted(by.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (gen, mode, fmt, ref, settings), gs in sorted(by.items(), key=lambda kv: tuple(map(str, kv[0]))):
         at: dict[float, list[float]] = defaultdict(list)
         for g in gs:
             at[float(g.get("budget_n") or g["kept"])].append(g["pgr"])
@@ -275,7 +489,8 @@ def series_of(groups: list[dict], domain: str) -> list[analysis.Series]:
         kept = sum(g.get("kept") or 0 for g in data)
         cost = sum(g.get("cost_usd") or 0.0 for g in data)
         vols = sorted(at)
-        out.append(analysis.Series(f"generator={gen} mode={mode} prompt_format={fmt} reference={ref}", vols,
+        out.append(analysis.Series(f"generator={gen} mode={mode} prompt_format={fmt} reference={ref}"
+                                   + (f" [{settings}]" if settings else ""), vols,
                                    [float(np.mean(at[v])) for v in vols], cost / kept if kept else 0.0,
                                    [g.get("cost_usd") or 0.0 for g in data]))
     return out
@@ -312,6 +527,7 @@ class Report:
     groups: list[dict]
     comparisons: list[dict]
     pivot: list[dict]
+    table2: list[dict]
     pca: dict | None
     pca_skipped: str | None
     advice: dict[str, dict[float, list[analysis.Advice]]]
@@ -325,7 +541,7 @@ def analyse(rows: list[dict], budgets: tuple[float, ...] = DEFAULT_BUDGETS_USD,
     pca, skipped = intrinsic_analysis(groups)
     domains = sorted({g["domain"] for g in groups})
     advice = {d: {b: recommend(groups, d, b) for b in budgets} for d in domains}
-    return Report(rows, groups, comps, pivot(groups), pca, skipped, advice, list(failed or []))
+    return Report(rows, groups, comps, pivot(groups), table2(groups), pca, skipped, advice, list(failed or []))
 
 
 def _plt():
@@ -362,8 +578,8 @@ def plot_pgr_vs_usd(groups: list[dict], domain: str, out: Path) -> Path | None:
         ax.errorbar([g.get("cost_usd") or 0.0 for g in mine], [g["pgr"] for g in mine], yerr=_yerr(mine), fmt="o",
                     color=color[gen], capsize=3, label=gen)
     for g in gs:
-        ax.annotate(f"{g['mode'][:4]}/{g['prompt_format'][:4]}/N={g.get('budget_n')}", (g.get("cost_usd") or 0.0,
-                    g["pgr"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(f"{g['mode'][:4]}/{g['prompt_format'][:4]}/N={g.get('budget_n')}{_with(g)}",
+                    (g.get("cost_usd") or 0.0, g["pgr"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     cost = [g.get("cost_usd") or 0.0 for g in gs]
     front = analysis.pareto_front(cost, [g["pgr"] for g in gs])
     fx, fy = [cost[i] for i in front], [gs[i]["pgr"] for i in front]
@@ -405,7 +621,7 @@ def plot_pgr_vs_n(groups: list[dict], out: Path) -> Path | None:
     for ax, d in zip(axes[0], domains):
         lines: dict[str, list[dict]] = defaultdict(list)
         for g in (g for g in gs if g["domain"] == d):
-            lines[f"{g['generator']} ({g['mode'][:4]}/{g['prompt_format']})"].append(g)
+            lines[_line_name(g)].append(g)
         color = _colors(list(lines))
         for name, pts in sorted(lines.items()):
             pts = sorted(pts, key=lambda g: g["budget_n"])
@@ -425,10 +641,59 @@ def plot_pgr_vs_n(groups: list[dict], out: Path) -> Path | None:
     return path
 
 
+def _line_name(g: dict) -> str:
+    """A line of a plot against N: one generator, mode, format and settings (never merged across settings)."""
+    return f"{g['generator']} ({g['mode'][:4]}/{g['prompt_format']})" + _with(g)
+
+
+def _settings_of(g: dict, who: str) -> str:
+    """The group's differing settings that decide the base's or the reference's score.
+
+    The base is the student's model under the evaluation settings; a checkpoint reference is its own model under
+    them; a human_sft reference is also trained, so the student and training settings decide it too.
+    """
+    f = g.get("settings_full")
+    if f is None:
+        return g["settings"]
+    human = f.get("reference.kind", g.get("reference_kind")) == "human_sft"
+    prefixes = (("student.", "eval.") if who == "base" else
+                ("student.", "eval.", "train.", "reference.") if human else ("eval.", "reference."))
+    return " ".join(f"{k}={_show(f[k])}" for k in g["settings_keys"] if k in f and k.startswith(prefixes))
+
+
+def score_lines(groups: list[dict], domain: str) -> list[dict]:
+    """What the "student score against volume" panel of a domain draws.
+
+    A student line per generator, mode, format and settings; a base line per distinct student and evaluation
+    settings and a reference line per distinct reference settings (`_settings_of`), each the mean over the groups
+    that share them, never a mean across settings.
+    """
+    mine = [g for g in groups if g["domain"] == domain and g.get("budget_n") and g.get("student_score") is not None]
+    students: dict[str, list[dict]] = defaultdict(list)
+    for g in mine:
+        students[_line_name(g)].append(g)
+    out = []
+    for name, pts in sorted(students.items()):
+        pts = sorted(pts, key=lambda g: g["budget_n"])
+        out.append({"kind": "student", "label": name, "settings": pts[0]["settings"],
+                    "n": [g["budget_n"] for g in pts], "score": [g["student_score"] for g in pts]})
+    for who in ("base", "reference"):
+        by: dict[str, list[dict]] = defaultdict(list)
+        for g in mine:
+            by[_settings_of(g, who)].append(g)
+        for settings, gs in sorted(by.items()):
+            v = _mean([g[f"{who}_score"] for g in gs])
+            if v is not None:
+                out.append({"kind": who, "settings": settings, "score": v,
+                            "label": who + (f" [{settings}]" if settings else "") + f" (mean {v:.1f})"})
+    return out
+
+
 def plot_scores_vs_n(groups: list[dict], out: Path) -> Path | None:
     """Scores against N (mean over benchmarks and seeds): the student per generator, base and reference as lines.
 
     Drawn even where PGR is undefined, which is where it is needed: it shows that the reference did not beat the base.
+    The lines are `score_lines`: base and reference once per distinct settings.
     """
     gs = [g for g in groups if g.get("budget_n") and g.get("student_score") is not None]
     if not gs:
@@ -437,20 +702,17 @@ def plot_scores_vs_n(groups: list[dict], out: Path) -> Path | None:
     domains = sorted({g["domain"] for g in gs})
     fig, axes = plt.subplots(1, len(domains), figsize=(6 * len(domains), 4.2), squeeze=False)
     for ax, d in zip(axes[0], domains):
-        mine = [g for g in gs if g["domain"] == d]
-        lines: dict[str, list[dict]] = defaultdict(list)
-        for g in mine:
-            lines[f"{g['generator']} ({g['mode'][:4]}/{g['prompt_format']})"].append(g)
-        color = _colors(list(lines))
-        for name, pts in sorted(lines.items()):
-            pts = sorted(pts, key=lambda g: g["budget_n"])
-            ax.plot([g["budget_n"] for g in pts], [g["student_score"] for g in pts], "o-", label=name,
-                    color=color[name])
-        for who, style in (("base", ":"), ("reference", "--")):
-            v = _mean([g[f"{who}_score"] for g in mine])
-            if v is not None:
-                ax.axhline(v, color="grey", ls=style, label=f"{who} (mean {v:.1f})")
-        _volume_axis(ax, [g["budget_n"] for g in mine])
+        lines = score_lines(groups, d)
+        students = [ln for ln in lines if ln["kind"] == "student"]
+        color = _colors([ln["label"] for ln in students])
+        for ln in students:
+            ax.plot(ln["n"], ln["score"], "o-", label=ln["label"], color=color[ln["label"]])
+        flat_lines = [ln for ln in lines if ln["kind"] != "student"]
+        shade = _colors([ln["settings"] for ln in flat_lines])
+        for ln in flat_lines:
+            ax.axhline(ln["score"], ls=":" if ln["kind"] == "base" else "--", label=ln["label"],
+                       color="grey" if len(shade) == 1 else shade[ln["settings"]])
+        _volume_axis(ax, [g["budget_n"] for g in gs if g["domain"] == d])
         ax.set_xlabel("N (examples in the budget)")
         ax.set_ylabel("score (%), mean over benchmarks and seeds")
         ax.set_title(f"{d}: student score against volume")
@@ -518,10 +780,28 @@ def _ci(g: dict) -> str:
 def group_table(groups: list[dict]) -> list[dict]:
     return [{"generator": g["generator"], "domain": g["domain"], "mode": g["mode"], "budget": g["budget"],
              "budget_n": g.get("budget_n"), "prompt_format": g["prompt_format"], "reference_kind": g["reference_kind"],
-             "seeds": g["seeds"], "pgr_mean_95ci": _ci(g), "pgr_sd": g["pgr_sd"], "n_undefined": g["n_undefined"],
+             "settings": g["settings"], "seeds": g["seeds"], "pgr_mean_95ci": _ci(g), "pgr_sd": g["pgr_sd"],
+             "n_undefined": g["n_undefined"], "pgr_partial": g["pgr_partial"],
+             "pgr_undefined": ", ".join(g["pgr_undefined"]),
              **{f"{w}_score": g[f"{w}_score"] for w in ("base", "reference", "student")},
-             **{f"{b}/pgr": v for b, v in g["pgr_by_benchmark"].items()}, **{k: g.get(k) for k in COST}}
+             **{f"{b}/pgr": v for b, v in g["pgr_by_benchmark"].items()},
+             **{f"{b}/gap_within_noise": v for b, v in g["gap_within_noise"].items()},
+             **{k: g.get(k) for k in COST}, "data_dir": g.get("data_dir")}
             for g in groups]
+
+
+def _table2_html(rows: list[dict]) -> str:
+    """Table 2 laid out as the paper's: a column group per mode, each with math / code / inst / avg."""
+    e = html.escape
+    label = [c for c in TABLE2_ROW] + ["notes"]
+    head1 = "".join(f"<th rowspan='2'>{e(c)}</th>" for c in label[:-1])
+    head1 += "".join(f"<th colspan='4'>{m}</th>" for m in MODES.values())
+    head1 += "<th rowspan='2'>AgoraBench</th><th rowspan='2'>notes</th>"
+    head2 = "".join(f"<th>{d}</th>" for _ in MODES.values() for d in (*DOMAINS.values(), "avg"))
+    cols = [*label[:-1], *(f"{m}/{d}" for m in MODES.values() for d in (*DOMAINS.values(), "avg")), "AgoraBench",
+            "notes"]
+    body = "\n".join("<tr>" + "".join(f"<td>{e(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
+    return (f'<table id="table2"><thead><tr>{head1}</tr><tr>{head2}</tr></thead><tbody>\n{body}\n</tbody></table>')
 
 
 def advice_table(r: Report) -> list[dict]:
@@ -554,13 +834,19 @@ def write(r: Report, out: Path, title: str) -> Path:
         w = csv.DictWriter(f, fieldnames=gcols)
         w.writeheader()
         w.writerows(gt)
+    t2 = table2_table(r.table2)
+    with open(out / "table2.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(t2[0]) if t2 else [*TABLE2_ROW, "AgoraBench"])
+        w.writeheader()
+        w.writerows(t2)
     domains = sorted({g["domain"] for g in r.groups})
     plots = [p for p in (*(plot_pgr_vs_usd(r.groups, d, out) for d in domains), plot_pgr_vs_n(r.groups, out),
                          plot_scores_vs_n(r.groups, out), plot_pca(r.pca, out) if r.pca else None) if p is not None]
     at = advice_table(r)
     (out / "report.json").write_text(json.dumps(
         {"title": title, "cells": rows, "groups": r.groups, "comparisons": r.comparisons, "pivot": r.pivot,
-         "pca": r.pca, "pca_skipped": r.pca_skipped, "advice": at, "failed": r.failed,
+         "table2": r.table2, "pca": r.pca, "pca_skipped": r.pca_skipped, "advice": at, "failed": r.failed,
+         "scores_vs_n": {d: score_lines(r.groups, d) for d in domains},
          "plots": [p.name for p in plots]}, indent=1, default=str))
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
@@ -570,8 +856,12 @@ def write(r: Report, out: Path, title: str) -> Path:
              f"<h1>{e(title)}</h1>",
              f"<p>{len(r.rows)} evaluated run(s) in {len(r.groups)} cell(s) over {len(domains)} domain(s); "
              f"generators: {e(', '.join(sorted({g['generator'] for g in r.groups})))}. PGR is the mean of the "
-             "per-benchmark PGRs of a domain; a cell's PGR is the mean over its train seeds with a 95% t-interval "
-             "where it has at least 2 seeds.</p>"]
+             "per-benchmark PGRs of a domain (<b>partial</b> when it leaves out a benchmark whose PGR is undefined, "
+             "named in <code>pgr_undefined</code>); a cell's PGR is the mean over its train seeds with a 95% "
+             "t-interval where it has at least 2 seeds. Runs are merged only when they differ in the train seed "
+             "alone; <code>settings</code> shows what else tells a row apart (empty when every row agrees). "
+             "<code>gap_within_noise</code>: the reference-base gap is at most 2 binomial standard errors over the "
+             "benchmark's n problems, so the PGR divides by noise.</p>"]
     if r.failed:
         parts += ["<h2>Failed jobs</h2>", _table(["job", "error"], r.failed, "failed")]
     parts += ["<h2>Budget advice</h2><p class='note'>For a budget and a domain: each candidate's best volume "
@@ -580,9 +870,14 @@ def write(r: Report, out: Path, title: str) -> Path:
               "with <code>python -m agora.report --store STORE --budget USD --domain DOMAIN</code>.</p>",
               _table(["domain", "budget_usd", "rank", "candidate", "N", "expected_pgr", "cost_usd", "extrapolated",
                       "note"], at, "advice"),
+              "<h2>Table 2: PGR per generator, mode and domain</h2><p class='note'>As the paper's Table 2: a mode's "
+              "avg is the mean over its 3 domains, AgoraBench the mean over the 9 cells. A cell is <i>missing</i> "
+              "(no run), <i>undefined</i> (reference &lt;= base) or <i>partial</i> (its PGR leaves out an undefined "
+              "benchmark or seed); an average over any of them is marked partial, with the cells it holds.</p>",
+              _table2_html(t2),
               "<h2>PGR over train seeds (one row per cell)</h2>", _table(gcols, gt, "groups"),
               "<h2>Mean PGR per generator and domain</h2>",
-              _table(["generator", "domain", "cells", "mean_pgr"], r.pivot, "pivot"),
+              _table(["generator", "domain", "settings", "cells", "mean_pgr"], r.pivot, "pivot"),
               "<h2>Differences and noise</h2><p class='note'>Cells that differ in one axis only; the 95% interval "
               "of the difference is Welch's (df floored). <b>within noise</b>: the interval holds 0, so the seeds "
               "cannot tell the two apart.</p>",
@@ -613,6 +908,7 @@ def write(r: Report, out: Path, title: str) -> Path:
         parts.append(f"<p class='note'>{e(r.pca_skipped or '')}</p>")
     parts += ["<h2>Every run (cell × train seed)</h2>", _table(cols, rows, "cells"),
               "<p class='note'>Files: <a href='cells.csv'>cells.csv</a>, <a href='groups.csv'>groups.csv</a>, "
+              "<a href='table2.csv'>table2.csv</a>, "
               "<a href='report.json'>report.json</a>.</p></body></html>"]
     index = out / "index.html"
     index.write_text("\n".join(parts))
@@ -627,6 +923,7 @@ def to_tracker(r: Report, out: Path, tracker: Any) -> None:
     tracker.table("report/cells", rows)
     tracker.table("report/groups", group_table(r.groups))
     tracker.table("report/comparisons", r.comparisons)
+    tracker.table("report/table2", table2_table(r.table2))
     tracker.table("report/advice", advice_table(r))
     summary: dict[str, Any] = {"report/runs": len(r.rows), "report/cells": len(r.groups),
                                "report/failed": len(r.failed)}
