@@ -131,3 +131,9 @@ def test_stop_tokens_include_end_of_turn(tokenizer):
     fake = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=0))
     ids = stop_token_ids(fake, tokenizer)
     assert 0 in ids and tokenizer.convert_tokens_to_ids("<|im_end|>") in ids
+
+
+def test_stop_tokens_include_start_of_turn(tokenizer):
+    # A base model prompted few-shot may skip <|im_end|> and open the next example's turn: that ends its answer.
+    fake = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=0))
+    assert tokenizer.convert_tokens_to_ids("<|im_start|>") in stop_token_ids(fake, tokenizer)

@@ -63,6 +63,22 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     return accuracy
 
 
+def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
+    """The base model's few-shot (question, solution) pairs: `eval.base_fewshot` of them in all.
+
+    They are drawn in turn from the domain's human data sets (math at hub scale has two, GSM8K and MATH: 3 shots
+    are 2 from GSM8K and 1 from MATH), so the setting counts shots, not shots per data set.
+    """
+    from agora.generate import load_split
+
+    k, names = cfg.eval.base_fewshot, list(cfg.domain.human[cfg.budget.data])
+    if not k:
+        return []
+    per_source = [load_split(cfg, [name], "train", -(-k // len(names))) for name in names]   # ceil(k / sources)
+    turns = [rows[i] for i in range(max(map(len, per_source))) for rows in per_source if i < len(rows)]
+    return [(r["question"], r["solution"]) for r in turns[:k]]
+
+
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     from agora.cli import rerun_command
     from agora.evaluate.pgr import aggregate
@@ -99,8 +115,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
 
     intrinsic.run(cfg, store, src, tracker)   # the data set's own qualities, once per data cell (intrinsic.json)
     benchmarks = {b: load_split(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
-    shots = load_split(cfg, list(cfg.domain.human[data]), "train", cfg.eval.base_fewshot) if cfg.eval.base_fewshot else []
-    fewshot = [(r["question"], r["solution"]) for r in shots]
+    fewshot = fewshot_examples(cfg)
     base_path = student_path(cfg.student, store)
     scores = {
         "base": score_model(cfg, store, label="base", model_path=base_path, model_key=f"base:{cfg.student.name}",

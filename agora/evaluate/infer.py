@@ -21,6 +21,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 # which is not always the tokenizer's eos token (Llama 3 ends turns with <|eot_id|> but its eos
 # is <|end_of_text|>), so generation must stop on both.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+# Start-of-turn markers: a model that opens a new turn without closing its own (a base model prompted few-shot,
+# writing on into the next example) has finished its answer, so generation stops there too.
+START_OF_TURN_TOKENS = ("<|im_start|>", "<|start_header_id|>", "<start_of_turn>")
 
 
 @dataclass
@@ -88,14 +91,14 @@ def build_prompt(
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """The eos token plus the chat template's end-of-turn token, where they differ."""
+    """The eos token plus the chat template's end-of-turn and start-of-turn tokens, where they differ."""
     ids: list[int] = []
     for source in (tokenizer.eos_token_id, model.generation_config.eos_token_id):
         if source is not None:
             ids += source if isinstance(source, list) else [source]
     template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
     vocab = tokenizer.get_vocab()
-    ids += [vocab[tok] for tok in END_OF_TURN_TOKENS if tok in template and tok in vocab]
+    ids += [vocab[tok] for tok in END_OF_TURN_TOKENS + START_OF_TURN_TOKENS if tok in template and tok in vocab]
     if not ids:
         raise ValueError(f"generate: found no eos token for {tokenizer.name_or_path!r}; set tokenizer.eos_token")
     return list(dict.fromkeys(ids))
