@@ -152,8 +152,11 @@ def test_faults_through_the_anthropic_client_are_retried_and_counted(vllm_server
 
 
 def generate(url: str, model: str, cwd, store) -> subprocess.CompletedProcess:
+    # Instruction following x response generation: SmolLM2-135M, unconstrained, rarely follows the math meta-prompt,
+    # and a cell that keeps nothing is a failed cell (exit 2); plain answers to instructions it mostly gets through.
     args = ["generator=vllm_anthropic", f"generator.model={model}", f"generator.base_url={url}", "budget=smoke",
-            "budget.n=2", "budget.max_attempts_factor=2", "tracking=none"]
+            "domain=instruction_following", "mode=response_generation", "budget.n=2", "budget.max_attempts_factor=2",
+            "tracking=none"]
     env = {**os.environ, "AGORA_STORE": str(store), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     p = subprocess.run([sys.executable, str(ROOT / "generate.py"), *args], cwd=cwd, env=env, capture_output=True,
                        text=True, timeout=900)
@@ -162,8 +165,8 @@ def generate(url: str, model: str, cwd, store) -> subprocess.CompletedProcess:
 
 
 def test_generate_cell_over_the_anthropic_protocol(vllm_server, tmp_path):
-    """SmolLM2-135M unconstrained rarely follows the meta-prompt, so `kept` may be 0; what must hold is the
-    accounting: every request the server served is in the ledger, and every reply is kept or dropped with a reason."""
+    """The accounting over the Anthropic protocol: every request the server served is in the ledger, and every reply
+    is kept or dropped with a reason."""
     url, model = vllm_server
     store = tmp_path / "store"
     before = metrics(url)
@@ -176,7 +179,7 @@ def test_generate_cell_over_the_anthropic_protocol(vllm_server, tmp_path):
     assert (served["request_success"], served["prompt_tokens"], served["generation_tokens"]) == \
         (s["sent"], s["input_tokens"], s["output_tokens"]), (served, s)
     assert s["input_tokens"] > 0 and s["output_tokens"] > 0 and s["cost_usd"] == 0.0
-    assert s["kept"] + s["surplus"] + s["dropped"] == s["requests"]
+    assert s["kept"] + s["surplus"] + s["dropped"] == s["requests"] and s["kept"] >= 1
     dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
     assert len(dropped) == s["dropped"] == sum(manifest["drop_reasons"].values())
     assert all(d["reason"] for d in dropped) and Counter(d["reason"] for d in dropped) == manifest["drop_reasons"]
