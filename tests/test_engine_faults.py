@@ -61,8 +61,8 @@ def cache_lines(store: Path) -> list[dict]:
 
 def test_faults_are_retried_counted_and_the_cell_completes(upstream, tmp_path):
     schedule = {2: "429", 3: "500", 5: "reset", 7: "truncate", 9: "hang", 11: "429"}
-    with FaultProxy(upstream, schedule, hang_s=32) as proxy:
-        rc, out, err = finish(generate(cell(proxy.url, 6, "generator.limits.timeout_s=30"), tmp_path,
+    with FaultProxy(upstream, schedule, hang_s=21) as proxy:   # past the timeout; an honest reply takes ~10 s
+        rc, out, err = finish(generate(cell(proxy.url, 6, "generator.limits.timeout_s=20"), tmp_path,
                                        tmp_path / "store"))
     assert rc == 0, out[-2000:] + err[-3000:]
     rows, s = product(tmp_path / "store")
