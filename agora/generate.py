@@ -254,8 +254,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
             cache.close()
     failed = [d for d in dropped if d["reason"] == "request_failed"]
     if failed and len(kept_all) < plan["target"]:
+        last = " ".join(str(failed[-1]["error"]).split())[:300]   # one line, however the server worded it
         raise AgoraError(f"{len(failed)} requests failed after {g.limits.max_retries} retries each (last: "
-                         f"{failed[-1]['error']}), so the cell kept {len(kept_all)} of {plan['target']}. Nothing "
+                         f"{last}), so the cell kept {len(kept_all)} of {plan['target']}. Nothing "
                          "committed; finished requests are cached, rerun the same command to send only the "
                          "missing ones")
     seconds = time.perf_counter() - t0
