@@ -256,3 +256,43 @@ def test_gemma_materializes(student_cache, request):
     ex = encode_example(tok, "What is 2 + 2?", "4", SYSTEM, max_len=128)
     assert tok.decode(_learned(ex)) == "4<end_of_turn>"
     assert tok.convert_tokens_to_ids("<end_of_turn>") in model.generation_config.eos_token_id
+
+
+def test_bins_hold_every_example_once_within_the_token_budget(tokenizer):
+    """The paper's packing: bins of at most bin_tokens tokens, no example split or lost, seeded."""
+    from agora.train.data import pack_bins
+
+    rows = [{"instruction": f"Question {i}: " + "word " * (i % 7), "response": f"Answer {i}."} for i in range(30)]
+    ds = build_dataset(tokenizer, rows, SYSTEM, 256).dataset
+    bins = pack_bins(ds, 120, seed=3)
+    sizes = [len(b) for b in bins["input_ids"]]
+    assert max(sizes) <= 120 and sum(sizes) == sum(len(x) for x in ds["input_ids"])
+    assert len(bins) < len(ds) / 2   # several examples a bin
+    starts = [i for b in bins["position_ids"] for i, p in enumerate(b) if p == 0]
+    assert len(starts) == len(ds)   # every example starts once, at position 0
+    # each example's first label is masked, so no example is trained to follow the previous one
+    assert all(lab == IGNORE_INDEX for b, labs in zip(bins["position_ids"], bins["labels"])
+               for p, lab in zip(b, labs) if p == 0)
+    learned = sorted(t for labs in bins["labels"] for t in labs if t != IGNORE_INDEX)
+    assert learned == sorted(t for labs in ds["labels"] for t in labs[1:] if t != IGNORE_INDEX)
+    assert pack_bins(ds, 120, seed=3)["input_ids"] == bins["input_ids"] != pack_bins(ds, 120, seed=4)["input_ids"]
+    batch = make_collator(tokenizer, pack=True)([bins[0], bins[1]])
+    assert batch["input_ids"].shape[1] == sizes[0] + sizes[1] and batch["position_ids"][0, sizes[0]].item() == 0
+
+
+def test_paper_recipe_bins_and_epoch_step_schedule(tiny_dir, tmp_path):
+    """bin_tokens makes a step a fixed token budget; epoch_step multiplies the lr by 0.85 after each epoch."""
+    rows = [{"instruction": f"What is {i} plus {i}?", "response": f"{i} plus {i} is {2 * i}."} for i in range(24)]
+    logged: list[tuple[int, dict]] = []
+    cfg = SFTConfig(epochs=2, learning_rate=1e-3, per_device_batch_size=2, grad_accum=1, max_len=128,
+                    warmup_ratio=0.0, seed=0, threads=2, bin_tokens=128, lr_scheduler="epoch_step", lr_gamma=0.85,
+                    system_prompt=SYSTEM)
+    res = train_sft(tiny_dir, rows, tmp_path / "s", cfg, on_log=lambda m, step: logged.append((step, m)))
+    per_epoch = -(-res.n_bins // 2)
+    assert res.n_examples == 24 and 2 <= res.n_bins < 24 and res.steps == 2 * per_epoch
+    assert res.tokens_per_step == pytest.approx(res.tokens_seen / res.steps)
+    assert res.tokens_per_step > 2 * 128 * 0.6   # two nearly full bins a step, not two examples
+    lrs = {step: m["learning_rate"] for step, m in logged if "loss" in m}
+    # the lr logged at step k is the one step k used: steps 1..per_epoch at 1e-3, the next epoch's at 0.85e-3
+    assert lrs and all(lr == pytest.approx(1e-3 * 0.85 ** ((step - 1) // per_epoch)) for step, lr in lrs.items()), lrs
+    assert {round(v / 1e-3, 4) for v in lrs.values()} >= {1.0, 0.85}

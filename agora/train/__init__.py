@@ -54,6 +54,7 @@ def sft_config(cfg: DictConfig):
     return SFTConfig(epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
                      per_device_batch_size=t.per_device_batch_size, grad_accum=t.grad_accum, max_len=t.max_len,
                      warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler=t.lr_scheduler,
+                     lr_gamma=t.lr_gamma, bin_tokens=t.bin_tokens,
                      seed=t.seed, bf16=t.bf16, system_prompt=cfg.domain.system_prompt, deepspeed=ds,
                      gradient_checkpointing=t.gradient_checkpointing, logging_steps=t.logging_steps,
                      threads=t.threads, pack=t.pack, overlong=t.overlong, val_fraction=t.val_fraction,
@@ -103,6 +104,7 @@ def fit(cfg: DictConfig, store: Store, tracker: Tracker, rows: list[dict], out: 
                    "validation_examples": res.n_validation, "eval_loss": res.eval_loss,
                    "dropped_too_long": res.n_dropped, "truncated": res.n_truncated, "seconds": round(res.seconds, 2),
                    "tokens": res.tokens_seen, "tokens_per_s": round(res.tokens_per_s, 1),
+                   "tokens_per_step": round(res.tokens_per_step, 1), "bins": res.n_bins,
                    "resumed_from": res.resumed_from,
                    "processes": launch.nproc_per_node * launch.nnodes if launch else 1}
         manifest["summary"] = summary

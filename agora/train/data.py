@@ -208,12 +208,48 @@ class PackedCollator:
         labels: list[int] = []
         pos: list[int] = []
         for f in features:
+            if "position_ids" in f:   # a bin from `pack_bins`: already laid end to end, boundaries masked
+                ids += f["input_ids"]
+                labels += f["labels"]
+                pos += f["position_ids"]
+                continue
             n = len(f["input_ids"])
             ids += f["input_ids"]
             labels += [IGNORE_INDEX] + list(f["labels"][1:])
             pos += range(n)
         return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
                 "position_ids": torch.tensor([pos])}
+
+
+def pack_bins(dataset: datasets.Dataset, bin_tokens: int, seed: int) -> datasets.Dataset:
+    """Examples laid end to end in bins of at most `bin_tokens` tokens, so that a micro-batch of B rows carries
+    about B x bin_tokens tokens whatever the examples' lengths.
+
+    This is how the paper's trainer (llama-recipes, `batching_strategy=packing`, `context_length=4096`) fixes the
+    tokens per optimizer step: 4 bins x 8 accumulation steps x 4 GPUs x 4,096 tokens. Two differences, both so
+    that no example learns from another: an example is never split across bins (llama-recipes cuts the
+    concatenated stream every 4,096 tokens), and attention stays inside each example (position ids restart, and
+    each example's first label is -100), where llama-recipes lets a packed row attend across examples. The order
+    is a seeded shuffle, then next-fit, so the same seed gives the same bins.
+    """
+    n = len(dataset)
+    order = random.Random(seed).sample(range(n), n)
+    bins: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
+    cur: dict[str, list[int]] = {k: [] for k in bins}
+    for i in order:
+        ex = dataset[i]
+        size = len(ex["input_ids"])
+        if cur["input_ids"] and len(cur["input_ids"]) + size > bin_tokens:
+            for k in bins:
+                bins[k].append(cur[k])
+            cur = {k: [] for k in bins}
+        cur["input_ids"] += ex["input_ids"]
+        cur["labels"] += [IGNORE_INDEX] + list(ex["labels"][1:])
+        cur["position_ids"] += range(size)
+    if cur["input_ids"]:
+        for k in bins:
+            bins[k].append(cur[k])
+    return datasets.Dataset.from_dict(bins)
 
 
 def make_collator(tokenizer: PreTrainedTokenizerBase, pack: bool = True):

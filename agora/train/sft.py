@@ -29,7 +29,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from agora.train.data import build_dataset, make_collator, split_validation
+from agora.train.data import build_dataset, make_collator, pack_bins, split_validation
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class SFTConfig:
     max_len: int = 2048
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
-    lr_scheduler: str = "linear"
+    lr_scheduler: str = "linear"  # any transformers SchedulerType, or "epoch_step": lr x lr_gamma after each epoch
+    lr_gamma: float = 0.85  # "epoch_step" only: llama-recipes' StepLR(step_size=1 epoch, gamma=0.85)
     seed: int = 42
     bf16: bool = False  # bf16 autocast; on the CPU only when True
     system_prompt: str | None = "You are a helpful AI assistant."
@@ -57,6 +58,7 @@ class SFTConfig:
     logging_steps: int = 1
     threads: int | None = None  # torch.set_num_threads; None leaves torch's default
     pack: bool = True  # padding-free packing (position ids restart per example); False: padded, length-grouped
+    bin_tokens: int | None = None  # packed bins of this many tokens; per_device_batch_size then counts bins
     overlong: str = "drop"  # examples over max_len: "drop" or "truncate" (counted either way)
     val_fraction: float = 0.0  # held out of the training rows for the validation loss
     eval_steps: int = 0  # > 0: validation loss every eval_steps as well as at the end
@@ -78,6 +80,8 @@ class SFTResult:
     eval_loss: float | None = None
     resumed_from: str | None = None
     tokens_per_s: float = 0.0
+    tokens_per_step: float = 0.0  # trained tokens per optimizer step, all processes (the paper's: ~4x8x4x4096)
+    n_bins: int = 0  # packed bins (bin_tokens), 0 without
 
 
 class _ForwardLogs(TrainerCallback):
@@ -137,6 +141,10 @@ def train_sft(
     train_idx, val_idx = split_validation(len(enc.dataset), cfg.val_fraction, cfg.seed)
     train_set = enc.dataset.select(train_idx)
     val_set = enc.dataset.select(val_idx) if val_idx else None
+    if cfg.bin_tokens:
+        if not cfg.pack:
+            raise ValueError("bin_tokens needs pack=True (bins are packed rows)")
+        train_set = pack_bins(train_set, cfg.bin_tokens, cfg.seed)
     if not cfg.pack:
         train_set = train_set.add_column("length", [len(x) for x in train_set["input_ids"]])
 
@@ -145,7 +153,7 @@ def train_sft(
     model.config.use_cache = False   # training: no KV cache (transformers then reads packed position ids)
 
     args = TrainingArguments(**_training_kwargs(cfg, work_dir, has_eval=val_set is not None))
-    trainer = Trainer(
+    trainer = _Trainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -154,6 +162,7 @@ def train_sft(
         processing_class=tokenizer,
         callbacks=[_ForwardLogs(on_log)] if on_log else [],
     )
+    trainer.epoch_gamma = cfg.lr_gamma if cfg.lr_scheduler == "epoch_step" else None
     resume = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
     log.info(
         "SFT: %d train + %d validation examples (%d dropped, %d truncated), %s, %d threads, on %s%s",
@@ -181,7 +190,7 @@ def train_sft(
         out_dir=out_dir,
         train_loss=float(out.training_loss),
         steps=int(out.global_step),
-        n_examples=len(train_set),
+        n_examples=len(train_idx),
         n_dropped=enc.dropped_too_long,
         seconds=time.perf_counter() - t0,
         tokens_seen=tokens,
@@ -190,9 +199,28 @@ def train_sft(
         eval_loss=eval_loss,
         resumed_from=resume,
         tokens_per_s=tokens / train_s if train_s > 0 else 0.0,
+        tokens_per_step=tokens / max(int(out.global_step), 1),
+        n_bins=len(train_set) if cfg.bin_tokens else 0,
     )
     log.info("SFT done: %s", result)
     return result
+
+
+class _Trainer(Trainer):
+    """The Trainer plus one schedule it lacks: the paper's trainer (llama-recipes) multiplies the learning rate by
+    `gamma` (0.85) after every epoch and has no warm-up. `epoch_gamma=None` leaves the Trainer's own schedules."""
+
+    epoch_gamma: float | None = None
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if self.lr_scheduler is None and self.epoch_gamma is not None:
+            from torch.optim.lr_scheduler import LambdaLR
+
+            per_epoch = max(len(self.get_train_dataloader()) // self.args.gradient_accumulation_steps, 1)
+            gamma = self.epoch_gamma
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: gamma ** (step // per_epoch))
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
 
 def _training_kwargs(cfg: SFTConfig, output_dir: Path, has_eval: bool = False) -> dict[str, Any]:
@@ -204,7 +232,7 @@ def _training_kwargs(cfg: SFTConfig, output_dir: Path, has_eval: bool = False) -
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         weight_decay=cfg.weight_decay,
-        lr_scheduler_type=cfg.lr_scheduler,
+        lr_scheduler_type="constant" if cfg.lr_scheduler == "epoch_step" else cfg.lr_scheduler,
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=cfg.bf16,
