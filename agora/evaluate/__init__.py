@@ -27,7 +27,10 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
 
     from agora.evaluate import judge as judging
 
-    spec = {"model": model_key, "fewshot": len(fewshot), "scorer_version": SCORER_VERSION,
+    # Every model is prompted in the student's chat format (agora/chat.py), so the format keys the base's and the
+    # reference's scores too: it changes their prompts.
+    chat = {"template": cfg.student.chat_template, "system_prompt": cfg.domain.system_prompt}
+    spec = {"model": model_key, "fewshot": len(fewshot), "scorer_version": SCORER_VERSION, "chat_format": chat,
             **eval_spec(cfg, sorted(benchmarks))}
     if judging.JUDGED & set(benchmarks):   # the judge decides these scores, so it is part of their key
         spec["judge"] = {"provider": cfg.judge.provider, "model": cfg.judge.model, "version": judging.VERSION}
@@ -40,7 +43,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     temperature = 0.2 if cfg.domain.name == "math" else 0.0  # REFERENCE.md "Evaluation"
     gen = GenConfig(max_new_tokens=e.max_new_tokens, temperature=temperature, top_p=e.top_p,
                     repetition_penalty=e.repetition_penalty, batch_size=e.batch_size, seed=cfg.seed, threads=e.threads)
-    model, tok = load_model(model_path)
+    model, tok = load_model(model_path, cfg.student.chat_template)
     accuracy, preds = {}, []
     for bench, rows in benchmarks.items():
         prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]

@@ -5,6 +5,10 @@ batching: prompts are sorted by length so that each batch carries little padding
 the left so every row's continuation starts at the same position, and returned in the
 caller's order. Sampling settings follow the paper (REFERENCE.md, "Evaluation"): temperature
 0 means greedy decoding; anything else samples under a fixed seed.
+
+Prompts come from `agora.chat.render`, the rendering SFT trains on, on a tokenizer loaded in the student's chat
+format (`load_model(path, chat_template)`): the base, the reference and the student see the format the student
+learned, and a zero-shot prompt's ids are exactly the masked prompt ids of an SFT example.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from agora.chat import load_tokenizer, render
 
 # End-of-turn markers of common chat templates. A chat model ends its answer with one of these,
 # which is not always the tokenizer's eos token (Llama 3 ends turns with <|eot_id|> but its eos
@@ -40,11 +46,14 @@ class GenConfig:
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
 
 
-def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_model(
+    path: str | Path, chat_template: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer for batched generation, in eval mode, fp32.
 
     ``path`` is a model directory (or hub id), or a ``.gguf`` file, which transformers
-    dequantises to fp32.
+    dequantises to fp32. ``chat_template`` is the student's chat format (``student.chat_template``:
+    a name replaces the tokenizer's own template; None keeps it), see ``agora.chat``.
     """
     path = Path(path)
     kwargs: dict = {}
@@ -53,7 +62,7 @@ def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
             raise FileNotFoundError(f"load_model: GGUF file {str(path)!r} does not exist")
         kwargs["gguf_file"] = path.name
         path = path.parent
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    tokenizer = load_tokenizer(path, chat_template, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
     model.eval()
     tokenizer.padding_side = "left"  # decoder-only: new tokens must follow each prompt directly
@@ -70,24 +79,12 @@ def build_prompt(
     system: str | None,
     fewshot: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """Render one question with the tokenizer's chat template, ready for generation.
+    """Render one question in the tokenizer's chat format, ready for generation (``agora.chat.render``).
 
-    Each few-shot ``(question, answer)`` pair becomes a prior user/assistant turn; the paper
-    prompts the base model few-shot and the student and reference zero-shot.
+    Each few-shot ``(question, answer)`` pair becomes a prior user/assistant turn in the same format; the
+    paper prompts the base model few-shot and the student and reference zero-shot.
     """
-    if tokenizer.chat_template is None:
-        raise ValueError(
-            f"build_prompt: tokenizer {tokenizer.name_or_path!r} has no chat_template; "
-            "set tokenizer.chat_template (e.g. to the reference model's) before prompting it"
-        )
-    messages = [{"role": "system", "content": system}] if system is not None else []
-    for shot_question, shot_answer in fewshot:
-        messages += [
-            {"role": "user", "content": shot_question},
-            {"role": "assistant", "content": shot_answer},
-        ]
-    messages.append({"role": "user", "content": question})
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return render(tokenizer, question, system, fewshot=fewshot)
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:

@@ -184,22 +184,24 @@ def _token_batches(lengths: list[tuple[int, int]], batch_tokens: int) -> list[li
 
 
 def perplexities(model_path: str, rows: list[dict], *, system: str | None, max_len: int,
-                 batch_tokens: int = 4096) -> list[float | None]:
+                 batch_tokens: int = 4096, chat_template: str | None = None) -> list[float | None]:
     """exp(mean NLL of the learned tokens) of each row under the model; None for a row longer than `max_len`.
 
-    The rows are rendered with the student's chat template and masked by `encode_example`, the function
-    training uses, so the tokens scored are exactly the tokens the student would learn. Rows are padded
-    into batches of at most `batch_tokens` tokens; the logits of a batch are what bounds memory.
+    The tokenizer is loaded in the student's chat format (`chat_template`, as `student.chat_template`) and the
+    rows are rendered and masked by `encode_example`, the function training uses, so the tokens scored are exactly
+    the tokens the student would learn. Rows are padded into batches of at most `batch_tokens` tokens; the logits
+    of a batch are what bounds memory.
     """
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    from agora.chat import load_tokenizer
     from agora.train.data import IGNORE_INDEX, encode_example
 
     try:
-        tok = AutoTokenizer.from_pretrained(model_path)
+        tok = load_tokenizer(model_path, chat_template)
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     except (OSError, ValueError) as e:
         raise AgoraError(f"cannot load the base student from {model_path} for perplexity: {e}") from e
@@ -473,7 +475,8 @@ def compute(cfg: DictConfig, store: Store, rows: list[dict], spec: dict) -> dict
 
     t = time.perf_counter()
     ppl = perplexities(student_path(cfg.student, store), rows, system=cfg.domain.system_prompt,
-                       max_len=cfg.train.max_len, batch_tokens=i.perplexity.batch_tokens)
+                       max_len=cfg.train.max_len, batch_tokens=i.perplexity.batch_tokens,
+                       chat_template=cfg.student.chat_template)
     timings["perplexity_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1,8 +1,9 @@
-"""Instruction/response rows to loss-masked SFT tensors, rendered with the student's chat template.
+"""Instruction/response rows to loss-masked SFT tensors, rendered in the student's chat format.
 
-The paper trains with the loss on response tokens only. Each example is rendered once as a
-whole conversation and once as the prompt alone (with the generation prompt); the prompt's
-tokens get label -100, and the response plus the end-of-turn token that closes it are learned.
+The paper trains with the loss on response tokens only. Each example is rendered by `agora.chat.render` (the
+rendering evaluation and perplexity use too) once as a whole conversation and once as the prompt alone (with the
+generation prompt, exactly what evaluation feeds to generate); the prompt's tokens get label -100, and the
+response plus the end-of-turn token that closes it are learned.
 Whatever the template puts after the end-of-turn token (SmolLM2's trailing newline) is masked
 too: the model stops generating at that token, so nothing after it is ever sampled.
 
@@ -27,20 +28,13 @@ import datasets
 import torch
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
+from agora.chat import render, token_ids
+
 IGNORE_INDEX = -100
 
 # Tokens that close an assistant turn in the common chat templates. The tokenizer's own
 # eos token is added at run time; these cover templates whose eos differs from the turn end.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
-
-
-def messages_for(instruction: str, response: str | None, system: str | None) -> list[dict[str, str]]:
-    """The chat messages for one example; `response=None` gives the prompt only."""
-    msgs = [{"role": "system", "content": system}] if system else []
-    msgs.append({"role": "user", "content": instruction})
-    if response is not None:
-        msgs.append({"role": "assistant", "content": response})
-    return msgs
 
 
 def encode_example(
@@ -59,14 +53,8 @@ def encode_example(
 def _encode(tokenizer: PreTrainedTokenizerBase, instruction: str, response: str, system: str | None, max_len: int,
             truncate: bool) -> tuple[dict[str, list[int]] | None, bool]:
     """`encode_example`, and whether the example was cut to `max_len`."""
-    if not tokenizer.chat_template:
-        raise ValueError(
-            f"tokenizer {tokenizer.name_or_path!r} has no chat_template; SFT renders examples with it"
-        )
-    full_text = tokenizer.apply_chat_template(messages_for(instruction, response, system), tokenize=False)
-    prompt_text = tokenizer.apply_chat_template(
-        messages_for(instruction, None, system), tokenize=False, add_generation_prompt=True
-    )
+    full_text = render(tokenizer, instruction, system, response)
+    prompt_text = render(tokenizer, instruction, system)   # what evaluation feeds to generate
     # The template writes its own special tokens (BOS included) into the text.
     enc = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids: list[int] = enc["input_ids"]
@@ -94,7 +82,7 @@ def _response_start(
     response: str,
 ) -> int:
     """Index of the first learned token: the first one after the rendered prompt."""
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    prompt_ids = token_ids(tokenizer, prompt_text)
     if input_ids[: len(prompt_ids)] == prompt_ids:
         return len(prompt_ids)
     # The tokeniser merged across the boundary, or the template renders the prompt differently

@@ -22,13 +22,13 @@ from typing import Any
 import torch
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     Trainer,
     TrainerCallback,
     TrainingArguments,
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from agora.chat import load_tokenizer
 from agora.train.data import build_dataset, make_collator, pack_bins, split_validation
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class SFTConfig:
     val_fraction: float = 0.0  # held out of the training rows for the validation loss
     eval_steps: int = 0  # > 0: validation loss every eval_steps as well as at the end
     save_steps: int = 0  # > 0: a checkpoint every save_steps, resumed from after a crash
-    chat_template: str | None = None  # a named template (student.CHAT_TEMPLATES) for a tokenizer that has none
+    chat_template: str | None = None  # a named template (agora.chat.CHAT_TEMPLATES); wins over the tokenizer's own
 
 
 @dataclass
@@ -124,11 +124,8 @@ def train_sft(
         torch.set_num_threads(cfg.threads)
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.with_name(f".{out_dir.name}.work")
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if cfg.chat_template and not tokenizer.chat_template:   # saved with the model, so evaluation uses it too
-        from agora.train.student import CHAT_TEMPLATES
-
-        tokenizer.chat_template = CHAT_TEMPLATES[cfg.chat_template]
+    # The student's chat format (agora/chat.py), the one evaluation and perplexity load too; saved with the model.
+    tokenizer = load_tokenizer(model_path, cfg.chat_template)
     enc = build_dataset(tokenizer, rows, cfg.system_prompt, cfg.max_len, cfg.overlong)
     if enc.dropped_too_long:
         log.warning("dropped %d of %d examples longer than max_len=%d tokens", enc.dropped_too_long, len(rows),

