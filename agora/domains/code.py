@@ -1,5 +1,8 @@
 """The code domain: MBPP and HumanEval scored by pass@1 in the sandbox, with Agora's own Python tasks offline.
 
+At hub scale the benchmarks are EvalPlus's HumanEval+ and MBPP+ (`humaneval_plus`, `mbpp_plus`; loading and
+differential testing in `agora.domains.evalplus`), as in the paper; plain `humaneval` stays the embedded default.
+
 Every record has `{"id", "question", "solution", "answer"}`:
 - `question` is what the student sees:
   - MBPP-shaped tasks (MBPP, synthetic_code): the statement plus one of its tests, which shows the function name.
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from agora import AgoraError
 from agora.domains import check_jsonl, synthetic_code
+from agora.domains import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
 from agora.sandbox import run_many, run_python
 
 VERSION = 1
@@ -32,7 +36,7 @@ assert len(THEMES) == 14
 TIMEOUT_S, MEMORY_MB, WORKERS = 10.0, 512, 2  # per program; WORKERS programs run at once
 MBPP_TASK_IDS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601),
                  "train": range(601, 975)}  # Google's split convention for mbpp.jsonl (task ids 1..974)
-BENCHMARKS = {"mbpp", "humaneval", "synthetic_code"}
+BENCHMARKS = {"mbpp", "humaneval", "synthetic_code", *evalplus.BENCHMARKS}
 PYTHON_TAGS = {"python", "py", "python3"}
 FENCE_RE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 PLACEHOLDERS = ("<input>", "<output>", "<input@>", "<output@>", "<input_theme>", "INPUT:", "OUTPUT:", "[END]")
@@ -83,7 +87,7 @@ def _from_conala(r: dict) -> dict:
 
 _CONVERT = {"mbpp": _from_mbpp, "humaneval": _from_humaneval, "xp3x_code": _from_xp3x, "magpie_code": _from_magpie,
             "conala": _from_conala}
-_KNOWN = sorted(["synthetic_code", *_CONVERT])
+_KNOWN = sorted(["synthetic_code", *_CONVERT, *evalplus.BENCHMARKS])
 
 
 GENERATED = ("synthetic_code",)   # made by Agora from a seed, never loaded: a `local=` file for it is an error
@@ -92,6 +96,9 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     """Records of data set `name` (a key of domain.sources), `limit` of them drawn with `seed`."""
     if name == "synthetic_code":
         return [_from_mbpp(t) for t in synthetic_code.make_tasks(limit or 500, split=split, seed=seed)]
+    if name in evalplus.BENCHMARKS:   # test sets only, whatever split is asked for
+        return evalplus.load(name, source, limit, seed, fence=fence, humaneval_question=HUMANEVAL_QUESTION,
+                             mbpp_question=mbpp_question)
     if name not in _CONVERT:
         raise AgoraError(f"unknown code data set {name!r}; known: {_KNOWN}")
     if name == "humaneval":
@@ -234,10 +241,23 @@ def _check_benchmark(benchmark: str) -> None:
         raise AgoraError(f"unknown code benchmark {benchmark!r}; known: {sorted(BENCHMARKS)}")
 
 
+def _job(benchmark: str, completion: str, row: dict) -> tuple[str, str]:
+    """(program, tests) for the sandbox: the row's own tests, or EvalPlus's differential tests (base + plus)."""
+    if benchmark in evalplus.BENCHMARKS:
+        return program_for(completion, row), evalplus.tests_for(benchmark, row)
+    return program_for(completion, row), row["answer"]
+
+
+def _limits(benchmark: str) -> dict:
+    if benchmark in evalplus.BENCHMARKS:
+        return {"timeout_s": evalplus.TIMEOUT_S, "memory_mb": evalplus.MEMORY_MB}
+    return {"timeout_s": TIMEOUT_S, "memory_mb": MEMORY_MB}
+
+
 def score(benchmark: str, completion: str, row: dict) -> bool:
     """pass@1 of one completion: the program and the row's tests pass in the sandbox."""
     _check_benchmark(benchmark)
-    return run_python(program_for(completion, row), row["answer"], timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB).passed
+    return run_python(*_job(benchmark, completion, row), **_limits(benchmark)).passed
 
 
 def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
@@ -245,5 +265,5 @@ def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list
     _check_benchmark(benchmark)
     if len(completions) != len(rows):
         raise ValueError(f"score_many: {len(completions)} completions for {len(rows)} rows")
-    jobs = [(program_for(c, r), r["answer"]) for c, r in zip(completions, rows)]
-    return [r.passed for r in run_many(jobs, workers=WORKERS, timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB)]
+    jobs = [_job(benchmark, c, r) for c, r in zip(completions, rows)]
+    return [r.passed for r in run_many(jobs, workers=WORKERS, **_limits(benchmark))]
