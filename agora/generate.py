@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
-from agora.domains import get_domain
+from agora.domains import get_domain, pool
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
 from agora.engine.option import limits_of
@@ -36,27 +36,62 @@ from agora.tracking import Tracker
 log = logging.getLogger(__name__)
 
 
-def load_split(cfg: DictConfig, names: list[str], split: str, limit: int | None) -> list[dict]:
+def load_split(cfg: DictConfig, names: list[str], split: str, limit: int | None,
+               limits: dict[str, int] | None = None) -> list[dict]:
+    """Rows of the named sources; `limits` (domain_mode.sample) caps a source below `limit`."""
     domain = get_domain(cfg.domain.name)
     sources = OmegaConf.to_container(cfg.domain.sources, resolve=True)
     rows: list[dict] = []
     for name in names:
         if name not in sources:
             raise AgoraError(f"data set {name!r} is not in domain.sources; known: {sorted(sources)}")
-        rows += domain.load(name, split, sources[name], limit, cfg.seed)
+        caps = [n for n in (limit, (limits or {}).get(name)) if n is not None]
+        rows += domain.load(name, split, sources[name], min(caps) if caps else None, cfg.seed)
     return rows
 
 
 def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
-    """Seeds for the cell, minus any whose question also appears in the domain's benchmarks."""
-    data = cfg.budget.data
-    seeds = load_split(cfg, list(cfg.domain_mode.seeds[data]), "train", cfg.budget.n_seeds)
+    """Seeds for the cell: each source's filtered pool or its seeded sample (domain_mode.sample, the same rows for
+    every generator), minus seeds whose question is a benchmark question and, in instance generation, seeds longer
+    than domain_mode.max_seed_tokens student tokens."""
+    data, dm = cfg.budget.data, cfg.domain_mode
+    seeds = load_split(cfg, list(dm.seeds[data]), "train", cfg.budget.n_seeds,
+                       OmegaConf.to_container(dm.sample, resolve=True))
     held_out = {" ".join(r["question"].split()) for r in
                 load_split(cfg, list(cfg.domain.benchmarks[data]), "test", cfg.budget.eval_limit)}
     kept = [s for s in seeds if " ".join(s["question"].split()) not in held_out]
+    dropped = len(seeds) - len(kept)
+    if dm.max_seed_tokens is not None:
+        count = None if cfg.dry_run else _student_tokens(cfg)   # a dry run loads no tokenizer
+        kept, too_long, unchecked = pool.drop_long(kept, int(dm.max_seed_tokens), cfg.domain.system_prompt, count)
+        dropped += too_long
+        if too_long or unchecked:
+            log.info("seeds over %s student tokens: %d dropped, %d unchecked (dry run)", dm.max_seed_tokens,
+                     too_long, unchecked)
     if not kept:
         raise AgoraError(f"no seeds for domain={cfg.domain.name} mode={cfg.mode.name} ({data} data)")
-    return kept, len(seeds) - len(kept)
+    return kept, dropped
+
+
+def _student_tokens(cfg: DictConfig):
+    """A counter of a seed's student tokens as the student sees it in training (its chat format); the tokenizer
+    loads on the first seed that could be too long, so short pools (every embedded one) never load it."""
+    from functools import cache
+
+    from agora.chat import load_tokenizer, render, token_ids
+    from agora.train.student import materialize_student
+
+    @cache
+    def tokenizer():
+        st = cfg.student
+        kw = {k: st[k] for k in ("package", "filename", "model_id") if st.get(k)}
+        path = materialize_student(st.source, st.name, Store(cfg.store_dir).models_dir(), **kw)
+        return load_tokenizer(path, st.chat_template)
+
+    def count(row: dict) -> int:
+        tok = tokenizer()
+        return len(token_ids(tok, render(tok, row["question"], cfg.domain.system_prompt, row.get("solution") or "")))
+    return count
 
 
 def endpoint_of(g: DictConfig) -> str:

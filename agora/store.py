@@ -62,6 +62,7 @@ def data_spec(cfg: DictConfig, template_version: int) -> dict:
                       "constrain": g.constrain, "constraint": constraint},
         "domain": {"name": cfg.domain.name, "version": cfg.domain.version},
         "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if "domain_mode" in cfg else None,
+        "pool": _pool_spec(cfg),
         "sources": _plain(cfg.domain.sources),
         "mode": {"name": cfg.mode.name, "version": cfg.mode.version, "template_version": template_version},
         "budget": {"n": cfg.budget.n, "usd": cfg.budget.usd, "data": cfg.budget.data, "n_seeds": cfg.budget.n_seeds},
@@ -69,6 +70,21 @@ def data_spec(cfg: DictConfig, template_version: int) -> dict:
         "seed": cfg.seed,
         "contamination": _plain(cfg.contamination) if cfg.contamination.drop else None,   # only if it changes data
     }
+
+
+def _pool_spec(cfg: DictConfig) -> dict | None:
+    """The seed pool's identity: its filters (pool.VERSION), the seeded sample sizes, and the student-token limit
+    with the student whose tokenizer applies it. The seed itself is `seed` in the spec."""
+    from agora.domains import pool
+
+    if "domain_mode" not in cfg:
+        return None
+    dm = cfg.domain_mode
+    limit = dm.max_seed_tokens
+    return {"version": pool.VERSION, "sample": _plain(dm.sample), "max_seed_tokens": limit,
+            "tokenizer": None if limit is None else {"student": cfg.student.name, "model_id": cfg.student.model_id,
+                                                     "chat_template": cfg.student.chat_template,
+                                                     "system": cfg.domain.system_prompt}}
 
 
 def train_spec(cfg: DictConfig) -> dict:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, synthetic_code
+from agora.domains import check_jsonl, pool, synthetic_code
 from agora.domains import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
 from agora.sandbox import run_many, run_python
 
@@ -111,9 +110,7 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     if name == "magpie_code" and rows and "task_category" in rows[0]:
         rows = [r for r in rows if "cod" in str(r["task_category"]).lower()]
     out = [r for r in (_CONVERT[name](r) for r in rows) if r["question"]]
-    if limit is not None and limit < len(out):
-        out = random.Random(seed).sample(out, limit)
-    return out
+    return pool.sample(out, limit, seed)   # ranked by content: the same seed gives every generator the same rows
 
 
 def _humaneval_file() -> Path:
@@ -174,14 +171,8 @@ def _load_rows(name: str, split: str, source: dict) -> list[dict]:
             return list(datasets.load_dataset(kinds.pop(), data_files=[str(f) for f in files], split="train"))
         except Exception as e:
             raise AgoraError(f"{', '.join(map(str, files))}: could not be read ({e})") from e
-    if not source.get("hub"):
-        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
-    try:
-        return list(datasets.load_dataset(source["hub"], source.get("config"), split=split))
-    except Exception as e:
-        raise AgoraError(f"could not load {source['hub']} ({split}) from the Hugging Face hub for source {name!r}: "
-                         f"{e}. Offline, set domain.sources.{name}.local=/path/to/file.jsonl (or .parquet), or use "
-                         f"budget=smoke") from e
+    # Loading-script repositories (xP3x, CoNaLa) load as plain files at a pinned revision (`data_files`, pool.py).
+    return list(pool.load_hub(name, source, split))
 
 
 # ---------------------------------------------------------------- validation

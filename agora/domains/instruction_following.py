@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, ifeval, synthetic_if
+from agora.domains import check_jsonl, ifeval, pool, synthetic_if
 
 VERSION = 1
 THEMES = synthetic_if.THEMES  # the 28 general themes (REFERENCE.md), shared with the offline examples
@@ -55,9 +55,9 @@ def _from_ifbench(i: int, r: dict) -> dict:
 
 
 def _from_lima(i: int, r: dict) -> dict:
-    turns = r["conversations"]  # alternating user / assistant strings; the test split has prompts only
+    turns = list(r["conversations"])  # alternating user / assistant strings; the test split has prompts only
     return {"id": f"lima-{i}", "question": turns[0], "solution": turns[1] if len(turns) > 1 else "", "answer": "",
-            "source": r.get("source", "")}
+            "source": r.get("source") or "", "turns": turns}
 
 
 def _from_magpie(i: int, r: dict) -> dict:
@@ -75,12 +75,9 @@ def _from_webinstruct(i: int, r: dict) -> dict:
 
 
 def is_general(row: dict) -> bool:
-    """WebInstruct's general part, by a rule: not from a math site and no LaTeX in the question.
-
-    The paper splits WebInstruct with an LLM classifier prompt; a rule keeps loading offline and free, and it is
-    stated here so that the difference is visible.
-    """
-    return "math" not in row.get("source", "").lower() and not re.search(r"\$|\\\(|\\\[|\\frac", row["question"])
+    """WebInstruct's general part: the complement of the math part (`pool.webinstruct_part`, a rule standing in for
+    the paper's unpublished LLM classifier prompt)."""
+    return pool.webinstruct_part(row["question"], row.get("source", "")) == "general"
 
 
 def _from_alpaca_eval(i: int, r: dict) -> dict:
@@ -152,22 +149,15 @@ def _load_rows(name: str, split: str, source: dict):
         return _read_local(name, _local_files(source["local"], name, split))
     if name == "ifbench" and not source.get("hub"):
         return _read_local(name, [_packaged_ifbench()])
-    if not source.get("hub"):
-        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
-    import datasets
-
-    try:
-        return datasets.load_dataset(source["hub"], source.get("config"),
-                                     split="train" if name in SINGLE_SPLIT else split)
-    except Exception as e:
-        raise AgoraError(f"could not load {source['hub']} ({split}) for source {name!r} from the Hugging Face hub: "
-                         f"{e}. Offline, set domain.sources.{name}.local=/path/to/file.jsonl (or .parquet, or a "
-                         f"folder of them), or use budget=smoke") from e
+    # Loading-script repositories (LIMA) load as plain files at a pinned revision (`data_files`, agora/domains/pool.py).
+    return pool.load_hub(name, source, "train" if name in SINGLE_SPLIT else split)
 
 
-def _keep(name: str, row: dict) -> bool:
+def _keep(name: str, row: dict, source: dict) -> bool:
     if not row["question"]:
         return False
+    if name == "lima":   # single-turn rows, from the listed LIMA sources (domain.sources.lima.sources; pool.py)
+        return pool.lima_single_turn(row["turns"], row["source"], pool.as_list(source.get("sources")))
     if name == "webinstruct_general":
         return is_general(row)
     if name in CHECKERS:
@@ -195,7 +185,8 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
         if limit is not None and len(rows) >= limit:
             break
         row = _CONVERT[name](i, ds[i])
-        if _keep(name, row):
+        if _keep(name, row, source):
+            row.pop("turns", None)
             rows.append(row)
     if name in CHECKERS:
         unknown = ifeval.unknown_instructions(CHECKERS[name], [i for r in rows for i in r["instruction_id_list"]])

@@ -6,12 +6,11 @@ the student all speak it.
 """
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, synthetic_math
+from agora.domains import check_jsonl, pool, synthetic_math
 from agora.evaluate import math_answers
 
 VERSION = 1
@@ -49,7 +48,9 @@ def _from_math(i: int, r: dict) -> dict:
 
 def _from_instruction(i: int, r: dict) -> dict:
     q = r.get("instruction") or r.get("question") or r.get("prompt")
-    return {"id": f"{i}", "question": q, "solution": r.get("response") or r.get("answer") or "", "answer": ""}
+    rid = r.get("uuid") or r.get("index") or i
+    return {"id": f"{rid}", "question": q, "solution": r.get("response") or r.get("answer") or "", "answer": "",
+            "source": r.get("source") or ""}
 
 
 def _local_files(local: str, name: str, split: str) -> list[str]:
@@ -73,16 +74,15 @@ def _load_rows(name: str, split: str, source: dict) -> list[dict]:
             if re.search(r"\.jsonl(\.gz)?$", f):
                 check_jsonl(Path(f))
         return list(datasets.load_dataset("json", data_files=files, split="train"))
-    if not source.get("hub"):
-        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
-    try:
-        if name == "math" and not source.get("config"):  # EleutherAI/hendrycks_math: one config per subject
-            subjects = datasets.get_dataset_config_names(source["hub"])
-            return [r for s in subjects for r in datasets.load_dataset(source["hub"], s, split=split)]
-        return list(datasets.load_dataset(source["hub"], source.get("config"), split=split))
-    except Exception as e:
-        raise AgoraError(f"could not load {source['hub']} ({split}) from the Hugging Face hub: {e}. Offline, "
-                         f"set domain.sources.{name}.local=/path/to/file.jsonl, or use budget=smoke") from e
+    if name == "math" and source.get("hub") and not source.get("config") and not source.get("data_files"):
+        try:  # EleutherAI/hendrycks_math: one config per subject
+            subjects = datasets.get_dataset_config_names(source["hub"], revision=source.get("revision"))
+            return [r for s in subjects for r in datasets.load_dataset(source["hub"], s, split=split,
+                                                                         revision=source.get("revision"))]
+        except Exception as e:
+            raise AgoraError(f"could not load {source['hub']} ({split}) from the Hugging Face hub: {e}. Offline, "
+                             f"set domain.sources.{name}.local=/path/to/file.jsonl, or use budget=smoke") from e
+    return list(pool.load_hub(name, source, split))
 
 
 _CONVERT = {"gsm8k": _from_gsm8k, "math": _from_math, "math500": _from_math,
@@ -100,11 +100,14 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
         raise AgoraError(f"unknown math data set {name!r}; known: {sorted(['synthetic_gsm', *_CONVERT])}")
     if name == "math500":
         split = "test"
-    rows = [_CONVERT[name](i, r) for i, r in enumerate(_load_rows(name, split, source))]
+    raw = _load_rows(name, split, source)
+    if name == "math" and split == "train":   # the seed pool's rule: one boxed answer (7,500 -> 7,383 train problems; pool.py)
+        raw = [r for r in raw if r.get("answer") or pool.math_single_answer(r["solution"])]
+    rows = [_CONVERT[name](i, r) for i, r in enumerate(raw)]
     rows = [r for r in rows if r["question"]]
-    if limit is not None and limit < len(rows):
-        rows = random.Random(seed).sample(rows, limit)
-    return rows
+    if name == "webinstruct_math":   # WebInstruct's math part (the general part is instruction following's)
+        rows = [r for r in rows if pool.webinstruct_part(r["question"], r.get("source", "")) == "math"]
+    return pool.sample(rows, limit, seed)
 
 
 def validate(instruction: str, response: str) -> str | None:
