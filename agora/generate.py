@@ -29,7 +29,7 @@ from agora.engine.runner import (CAP_MESSAGE, CapReached, Limits, Progress, Requ
 from agora.generators import make_client, require_key
 from agora.generators.local_server import serve_option
 from agora.metrics import contamination
-from agora.modes import ParseError, get_mode, load_template, response_format
+from agora.modes import ParseError, get_mode, load_template, sampling_fields
 from agora.store import Cell, Store, data_spec, digest, write_jsonl
 from agora.tracking import Tracker
 
@@ -120,14 +120,14 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                     cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
-    fmt = cfg.prompt_format.name
+    fmt = cfg.prompt_format.style
+    rf, extra = sampling_fields(fmt, cfg.prompt_format.response_format, mode, cfg.domain.name, provider=g.provider,
+                                constrain=bool(g.constrain))
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
-                 list(g.sampling.stop) if g.sampling.stop else None,
-                 response_format(cfg.prompt_format.response_format, mode.JSON_KEYS),
-                 extra_body=mode.constraint(fmt, cfg.domain.name) if g.constrain else None)
+                 list(g.sampling.stop) if g.sampling.stop else None, rf, extra_body=extra)
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}
-    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
+    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
     factor = cfg.budget.max_attempts_factor
     limits = limits_of(g)
     # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
@@ -155,7 +155,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
             reqs = []
             for j in range(i, i + size):
                 messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
-                                            seed=cfg.seed, **mode_kw)
+                                            openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
                 key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages,
                                   sampling=sampling_key, replicate=j)
                 reqs.append(Request(key, messages, {"index": j, **meta}))
@@ -240,8 +240,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
                          f"(conf/domain_mode/{cell.domain}_{cell.mode}.yaml)")
     get_domain(cell.domain)
-    template = load_template(cell.domain, cell.mode)
-    spec = data_spec(cfg, template.version)
+    template = load_template(cell.domain, cell.mode, cfg.mode.template)
+    spec = data_spec(cfg, template)
     key = digest(spec)
     out = store.data_dir(cell, key)
     if store.exists(out):
@@ -295,7 +295,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                          "committed; finished requests are cached, rerun the same command to send only the "
                          "missing ones")
     seconds = time.perf_counter() - t0
-    versions = {"template": template.name, "template_version": template.version, "mode_version": cfg.mode.version,
+    versions = {"template": template.name, "template_version": template.version, "template_sha256": template.sha256,
+                "mode_version": cfg.mode.version,
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
                 "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
     # Checked before anything is committed for training: generated instructions that repeat a test question.

@@ -1,6 +1,6 @@
 """The artifact store: every product lives under a key computed from the config that determines it.
 
-- data key     = generator identity + domain + mode + budget + prompt format + seed + template versions
+- data key     = generator identity + domain + mode + budget + prompt format + seed + the template (version, sha256)
 - student key  = data key + student + training settings
 - eval key     = student key + benchmarks + inference settings
 
@@ -16,9 +16,12 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from agora.modes import Template
 
 
 def digest(obj: Any, n: int = 12) -> str:
@@ -49,13 +52,19 @@ class Cell:
         return f"{self.generator}-{self.domain}-{self.mode}-{self.prompt_format}-{self.budget}"
 
 
-def data_spec(cfg: DictConfig, template_version: int) -> dict:
-    """Everything that changes the generated data. Concurrency, retries and caps do not."""
-    from agora.modes import get_mode
+def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
+    """Everything that changes the generated data. Concurrency, retries and caps do not. The meta-prompt counts by
+    its content (sha256), not by its path: the same file anywhere is the same cell, an edited one a new cell.
+    `template` is the cell's (`load_template`), loaded here when not given."""
+    from agora.domains import get_domain
+    from agora.modes import get_mode, load_template
+
+    template = template or load_template(cfg.domain.name, cfg.mode.name, cfg.mode.template)
+    draws = get_domain(cfg.domain.name)   # the themes and opening words drawn into the prompts
 
     g = cfg.generator
     # The constraint itself (a llama.cpp grammar), so that a changed grammar is a new cell rather than a stale hit.
-    constraint = get_mode(cfg.mode.name).constraint(cfg.prompt_format.name, cfg.domain.name) if g.constrain else None
+    constraint = get_mode(cfg.mode.name).constraint(cfg.prompt_format.style, cfg.domain.name) if g.constrain else None
     return {
         "generator": {"provider": g.provider, "model": g.model, "base_url": None if g.server else g.base_url,
                       "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch,
@@ -64,7 +73,9 @@ def data_spec(cfg: DictConfig, template_version: int) -> dict:
         "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if "domain_mode" in cfg else None,
         "pool": _pool_spec(cfg),
         "sources": _plain(cfg.domain.sources),
-        "mode": {"name": cfg.mode.name, "version": cfg.mode.version, "template_version": template_version},
+        "mode": {**{k: v for k, v in _plain(cfg.mode).items() if k != "template"},
+                 "template_version": template.version, "template_sha256": template.sha256,
+                 "draws": digest([draws.THEMES, draws.OPENERS])},
         "budget": {"n": cfg.budget.n, "usd": cfg.budget.usd, "data": cfg.budget.data, "n_seeds": cfg.budget.n_seeds},
         "prompt_format": _plain(cfg.prompt_format),
         "seed": cfg.seed,

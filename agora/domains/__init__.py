@@ -15,7 +15,8 @@ from agora import AgoraError
 
 class Domain(Protocol):
     VERSION: int
-    THEMES: list[str]
+    THEMES: list[str]   # drawn into instance generation, one per request
+    OPENERS: list[str]  # opening words drawn likewise (instruction following); empty: none
 
     def load(self, name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]: ...
     def validate(self, instruction: str, response: str) -> str | None: ...

@@ -29,8 +29,12 @@ from agora.sandbox import run_many, run_python
 
 VERSION = 1
 LANGUAGES = ["Python", "Java", "C++", "C", "JavaScript", "C#", "PHP"]
+# The paper's 14 themes: 7 languages x writing or fixing code. The meta-prompts follow the theme (the solution is
+# one fenced block in the theme's language, tagged with it) and `validate` accepts any tagged block, compiling
+# the Python ones, as the original did; the benchmarks (HumanEval, MBPP) stay Python.
 THEMES = [f"{verb} a {language} Code" for verb in ("Implementing", "Fixing") for language in LANGUAGES]
 assert len(THEMES) == 14
+OPENERS: list[str] = []   # an opening word is drawn in instruction following only
 
 TIMEOUT_S, MEMORY_MB, WORKERS = 10.0, 512, 2  # per program; WORKERS programs run at once
 MBPP_TASK_IDS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601),

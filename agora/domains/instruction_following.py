@@ -22,13 +22,33 @@ from agora import AgoraError
 from agora.domains import check_jsonl, ifeval, pool, synthetic_if
 
 VERSION = 1
-THEMES = synthetic_if.THEMES  # the 28 general themes (REFERENCE.md), shared with the offline examples
+# The 28 general topics drawn into instruction-following instance generation: the paper's categories
+# (neulab/data-agora's run.py), in our words. (The offline `synthetic_if` examples have their own subjects.)
+THEMES = [
+    "health", "professional life", "linguistics", "entertainment", "technology", "literature", "writing code",
+    "software development", "history", "exercise", "language learning", "science", "gaming", "philosophy",
+    "social studies", "travel", "art", "sports", "mathematics", "social interaction", "do-it-yourself projects",
+    "cooking", "technical writing", "recommendations", "creative writing", "how-to questions",
+    "factual questions", "puzzles and logical reasoning",
+]
+assert len(THEMES) == 28
+# Opening words, one drawn per request like the theme: a new instruction begins with it, so that generated
+# instructions do not all open the same way (the paper's "first word" trigger; this list is Agora's own).
+OPENERS = [
+    "Write", "Explain", "Describe", "Compare", "Summarize", "List", "Give me", "Can you", "Could you", "Would you",
+    "Please", "Help me", "I need", "I want", "I'm trying to", "I have", "My", "We", "How do I", "How can", "How",
+    "Why", "What", "When", "Where", "Which", "Who", "Is it", "Are there", "Should I", "Imagine", "Suppose",
+    "Pretend", "Act as", "You are", "Given", "Consider", "Using", "In", "As a", "Create", "Design", "Plan", "Draft",
+    "Rewrite", "Translate", "Classify", "Identify", "Analyze", "Evaluate", "Suggest", "Recommend", "Find",
+    "Calculate", "Solve", "Implement", "Fix", "Improve", "Tell me", "Show me", "Generate", "Provide", "Outline",
+    "Here is", "The", "A", "Let's", "If",
+]
 
 # Text a generator leaves behind when it copies the meta-prompt instead of filling it in.
 PLACEHOLDER_RE = re.compile(
     r"<\s*(the |a |your |new )*(instruction|response|answer|question|prompt)( here)?\s*>"
     r"|\[\s*(insert|your (answer|response|instruction|question)|(response|answer|instruction) here)[^\]]*\]"
-    r"|\{(theme|format_instructions|demonstrations|instruction|response)\}|\bTODO\b", re.I)
+    r"|\{(theme|first_word|format_instructions|demonstrations|instance|instruction|response)\}|\bTODO\b", re.I)
 # The meta-prompts' own markers (INPUT:/OUTPUT:/[END], QE's "Revised ...:", math's result tag) left in the text.
 # Case-sensitive: "Input:" lines are common in real tasks, the meta-prompts write "INPUT:".
 MARKER_RE = re.compile(r"^\s*(INPUT|OUTPUT):|\[END\]|^\s*Revised (Question|Answer):|\[/?RESULT\]", re.M)

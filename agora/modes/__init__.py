@@ -5,16 +5,20 @@ A mode is a module with `build(...)` and `parse(...)`; prompt templates live in 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from types import ModuleType
 
 from agora import AgoraError
 
 SYSTEM = "You are a data generator agent that produces novel, high-quality instances for training language models."
+# How a meta-prompt asks for the output and how the reply is read back: `prompt_format.style`. Enforcement by the
+# server (OpenAI structured output) is a separate field, `prompt_format.response_format` (see `sampling_fields`).
 FORMATS = ("free_form", "json")
 
 
@@ -22,31 +26,89 @@ class ParseError(ValueError):
     """The reply does not have the requested shape; the message is the drop reason."""
 
 
+# The placeholders a template may use. `{theme}` and `{first_word}` are the draws of instance generation;
+# `{demonstrations}` (IG) and `{instance}` (RG, QE) are the blocks Agora lays out for the prompt format (numbered
+# demonstrations, then the open new instance); `{inputK}`/`{outputK}` (IG, K = 1..n_demos) and `{input}`/`{output}`
+# (RG, QE: the given instruction and answer) are the raw texts, for a file that lays them out itself. The angle
+# spellings are the original AgoraBench files' (neulab/data-agora), so those files run unchanged with `mode.template`.
+PLACEHOLDER_RE = re.compile(r"\{(theme|first_word|demonstrations|instance|format_instructions|(?:input|output)\d*)\}"
+                            r"|<(input_theme|first_word|(?:input|output)\d*)>")
+ALIASES = {"input_theme": "theme"}
+
+
 @dataclass(frozen=True)
 class Template:
+    """A meta-prompt: its text, its version (stamped into rows), its name (file name or user path) and the
+    sha256 of the file, which goes into the data key so that an edited prompt is a new cell."""
     text: str
     version: int
     name: str
+    sha256: str = ""
+
+    @property
+    def placeholders(self) -> set[str]:
+        return {ALIASES.get(a or b, a or b) for a, b in PLACEHOLDER_RE.findall(self.text)}
 
     def render(self, **fields: str) -> str:
-        out = self.text
-        for k, v in fields.items():  # plain replace: demonstrations hold LaTeX braces
-            out = out.replace("{" + k + "}", v)
-        return out
+        """The prompt, each placeholder replaced in one pass (filled-in text is never read again: demonstrations
+        hold LaTeX braces and may quote placeholders)."""
+        missing = sorted(self.placeholders - set(fields))
+        if missing:
+            raise AgoraError(f"prompt template {self.name} uses {', '.join('{' + m + '}' for m in missing)}, which "
+                             f"this cell does not fill; known here: {sorted(fields)}")
+
+        def fill(m: re.Match) -> str:
+            name = m.group(1) or m.group(2)
+            return fields[ALIASES.get(name, name)]
+        return PLACEHOLDER_RE.sub(fill, self.text)
+
+    def require(self, *alternatives: set[str], what: str) -> None:
+        """At least one of `alternatives` (sets of placeholder names) must be wholly in the template."""
+        have = self.placeholders
+        if not any(alt <= have for alt in alternatives):
+            need = " or ".join(" + ".join("{" + n + "}" for n in sorted(alt)) for alt in alternatives)
+            raise AgoraError(f"prompt template {self.name} lacks {need} ({what})")
+
+
+def _parse_template(raw: str, name: str, *, header_required: bool) -> Template:
+    header, sep, body = raw.partition("\n---\n")
+    m = re.match(r"version:\s*(\d+)\s*$", header.strip()) if sep else None
+    if not m:
+        if header_required:
+            raise AgoraError(f"prompt template {name} lacks its `version: N` header")
+        body, version = raw, 0   # a user's file: its sha256 identifies it
+    else:
+        version = int(m.group(1))
+    return Template(body.strip() + "\n", version, name, hashlib.sha256(raw.encode()).hexdigest())
 
 
 @cache
-def load_template(domain: str, mode: str) -> Template:
+def _packaged_template(domain: str, mode: str) -> Template:
     name = f"{domain}_{mode}.txt"
     try:
         raw = (resources.files("agora.modes") / "prompts" / name).read_text()
     except FileNotFoundError:
         raise AgoraError(f"no prompt template {name} for domain={domain} mode={mode}") from None
-    header, _, body = raw.partition("\n---\n")
-    m = re.match(r"version:\s*(\d+)", header)
-    if not m:
-        raise AgoraError(f"prompt template {name} lacks its `version: N` header")
-    return Template(body.strip() + "\n", int(m.group(1)), name)
+    return _parse_template(raw, name, header_required=True)
+
+
+def load_template(domain: str, mode: str, path: str | None = None) -> Template:
+    """The cell's meta-prompt: the packaged `prompts/<domain>_<mode>.txt`, or the file at `path`
+    (`mode.template=PATH`), checked for the placeholders the mode fills. A user file may start with the same
+    `version: N` + `---` header; without one its version is 0 and its sha256 alone tells versions apart."""
+    if path is None:
+        t = _packaged_template(domain, mode)
+    else:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise AgoraError(f"mode.template={path}: no such file (a prompt file with this mode's placeholders)")
+        try:
+            raw = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise AgoraError(f"mode.template={path}: cannot be read as UTF-8 text ({e})") from None
+        t = _parse_template(raw, str(p), header_required=False)
+    get_mode(mode).check_template(t)
+    return t
 
 
 def get_mode(name: str) -> ModuleType:
@@ -59,8 +121,10 @@ def get_mode(name: str) -> ModuleType:
     return known[name]
 
 
-# Constrained decoding for servers that take a llama.cpp grammar (the embedded 135M generator cannot keep the
-# meta-prompt's format on its own). Paid APIs never get these: the option `generator.constrain: false`.
+# Constrained decoding for the embedded smoke generator (`generator=local`, SmolLM2-135M through llama.cpp): a
+# 135M model cannot keep a meta-prompt's format on its own, so `generator.constrain: true` sends a llama.cpp grammar
+# of the mode's output with every request, free_form and JSON alike. It is a property of that tiny model, not of a
+# prompt format; every other generator has `constrain: false` and gets the prompt alone (`sampling_fields`).
 GBNF_TEXT = r"""text ::= line ("\n" line){0,4}
 line ::= [^\n\[]{1,120}
 result ::= "\n[RESULT] " [^\n\[\]]{1,30} " [/RESULT]"
@@ -163,8 +227,8 @@ def json_schema(keys: tuple[str, ...]) -> dict:
 def response_format(kind: str | None, keys: tuple[str, ...]) -> dict | None:
     """The OpenAI `response_format` of a prompt format: none, JSON mode, or structured output with the schema.
 
-    `json_schema` (the `json` format's default) is what OpenAI and vLLM enforce server-side; Anthropic's Messages
-    API has no such field, so there the prompt's format instructions carry the schema alone.
+    Only `prompt_format=json_enforced` sets one (`json_schema`, which OpenAI and vLLM enforce server-side); the
+    protocol's `prompt_format=json` leaves it null, so the prompt alone asks for JSON, for every provider alike.
     """
     if kind in (None, "text"):
         return None
@@ -173,6 +237,37 @@ def response_format(kind: str | None, keys: tuple[str, ...]) -> dict | None:
     if kind == "json_schema":
         return {"type": "json_schema", "json_schema": {"name": "example", "strict": True, "schema": json_schema(keys)}}
     raise AgoraError(f"prompt_format.response_format={kind!r}; known: null, json_object, json_schema")
+
+
+def sampling_fields(style: str, enforce: str | None, mode: ModuleType, domain: str, *, provider: str,
+                    constrain: bool) -> tuple[dict | None, dict | None]:
+    """`(response_format, extra_body)` of a generation request: what, beyond the prompt, holds the reply's format.
+
+    - `prompt_format=free_form` and `json` (the protocol): nothing; the meta-prompt alone asks for the format, so
+      JSON means the same thing for OpenAI, Anthropic, vLLM and OpenRouter generators.
+    - `prompt_format=json_enforced`: the server enforces the mode's schema (OpenAI structured output). Anthropic's
+      Messages API has no such field, so there it is an error rather than a silent prompt-only run.
+    - `generator.constrain` (the embedded 135M smoke model only, which cannot keep any format on its own): a
+      llama.cpp grammar for the mode's output, applied to free_form and JSON alike; it replaces `response_format`.
+    """
+    if style not in FORMATS:
+        raise AgoraError(f"prompt_format.style={style!r}; known: {list(FORMATS)}")
+    if constrain:
+        return None, mode.constraint(style, domain)
+    if enforce not in (None, "text") and provider == "anthropic":
+        raise AgoraError(f"prompt_format.response_format={enforce} needs a server that enforces a JSON schema; "
+                         "Anthropic's Messages API has none (use prompt_format=json, the prompt-only variant)")
+    return response_format(enforce, mode.JSON_KEYS), None
+
+
+def json_format_instructions(keys: dict[str, str]) -> str:
+    """The JSON variant's format section: one object with these string keys (name -> what it holds), its schema."""
+    named = ", ".join(f'"{k}" ({what})' for k, what in keys.items())
+    schema = json.dumps(json_schema(tuple(keys)))
+    return ("- Do not greet or comment: write the JSON object only, with nothing before or after it.\n"
+            f"- The object has exactly these string keys: {named}. It must satisfy this JSON schema: {schema}\n"
+            "- Every requirement above applies to the text inside the strings; escape newlines and quotes as JSON "
+            "requires.")
 
 
 def json_constraint(keys: tuple[str, ...], answer_key: str, domain: str) -> dict:

@@ -1,45 +1,73 @@
-"""Instance generation (IG): new problems and solutions written from 3 demonstrations.
+"""Instance generation (IG): new problems and solutions written from numbered demonstrations.
 
-The paper's intended mix is 2 seed demonstrations and 1 from earlier generations (the original code
-reversed it). Requests go out in rounds so that "earlier generations" is deterministic: round r draws
-only from rounds < r, which keeps every prompt reproducible and every rerun a cache hit.
+The prompt lays out the paper's structure: guideline sections, then `n_demos` numbered demonstrations, then the
+open new instance, with a theme (and, in instruction following, an opening word) drawn per request for diversity.
+The paper's intended mix is 2 seed demonstrations and 1 from earlier generations (the original code reversed it).
+Requests go out in rounds so that "earlier generations" is deterministic: round r draws only from rounds < r,
+which keeps every prompt reproducible and every rerun a cache hit.
 """
 from __future__ import annotations
 
 import json
 import random
 import re
+from collections.abc import Sequence
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, parse_json_object
+from agora import AgoraError
+from agora.modes import (SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
+                         parse_json_object)
 
 JSON_KEYS = ("input", "output")   # the JSON format's object (`json_schema(JSON_KEYS)`)
 ANSWER_KEY = "output"
 FORMAT_INSTRUCTIONS = {
-    "free_form": "Write the new problem after `INPUT:`, its solution after `OUTPUT:`, and then write [END], "
-                 "exactly as in the demonstrations.",
-    "json": 'Write the new example as one JSON object with the string keys "input" (the problem) and "output" '
-            "(the solution), exactly as in the demonstrations, and nothing else.",
+    "free_form": "- Do not greet or comment: write the new example only.\n"
+                 "- Write the new INPUT after `INPUT:`, then a new line that starts with `OUTPUT:` followed by its "
+                 "OUTPUT, then `[END]` on a line of its own, exactly as the demonstrations are written.",
+    "json": json_format_instructions({"input": "the new INPUT", "output": "its OUTPUT"}),
 }
+DEMO_HEADER, NEW_HEADER = "[DEMONSTRATION {k}]", "[NEW EXAMPLE]"
 
 
-def _demo(q: str, s: str, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps({"input": q, "output": s}, ensure_ascii=False)
-    return f"INPUT: {q}\nOUTPUT: {s}\n[END]"
+def demonstrations(demos: list[tuple[str, str]], fmt: str) -> str:
+    """The numbered demonstrations in the prompt format's layout, then the open new instance."""
+    blocks = []
+    for k, (q, s) in enumerate(demos, 1):
+        body = (json.dumps({"input": q, "output": s}, ensure_ascii=False) if fmt == "json"
+                else f"INPUT: {q}\nOUTPUT: {s}\n[END]")
+        blocks.append(f"{DEMO_HEADER.format(k=k)}\n{body}")
+    blocks.append(f"{NEW_HEADER}\nINPUT:" if fmt == "free_form" else NEW_HEADER)
+    return "\n\n".join(blocks)
+
+
+def check_template(t: Template) -> None:
+    t.require({"theme"}, what="the drawn theme")
+    t.require({"demonstrations"}, {"input1", "output1"}, what="the demonstrations")
 
 
 def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fmt: str, themes: list[str],
-          seed: int, n_demos: int, demos_from_generations: int) -> tuple[list[dict], dict]:
+          seed: int, n_demos: int, demos_from_generations: int, openers: Sequence[str] = (), **_: object
+          ) -> tuple[list[dict], dict]:
     rng = random.Random(f"{seed}-ig-{i}")
     k_gen = min(demos_from_generations, len(pool))
     demos = [(d["question"], d["solution"], d["id"]) for d in rng.sample(seeds, n_demos - k_gen)]
     demos += [(d["instruction"], d["response"], d["id"]) for d in rng.sample(pool, k_gen)]
     rng.shuffle(demos)
     theme = rng.choice(themes)
-    shown = "\n\n".join(_demo(q, s, fmt) for q, s, _ in demos)
-    shown += "\n\nINPUT:" if fmt == "free_form" else "\n\nNow the new, harder example as one JSON object:"
-    prompt = template.render(theme=theme, format_instructions=FORMAT_INSTRUCTIONS[fmt], demonstrations=shown)
+    fields = {"theme": theme, "format_instructions": FORMAT_INSTRUCTIONS[fmt],
+              "demonstrations": demonstrations([(q, s) for q, s, _ in demos], fmt)}
+    for k, (q, s, _) in enumerate(demos, 1):   # the raw texts, for a template that lays the demonstrations out
+        fields[f"input{k}"], fields[f"output{k}"] = q, s
     meta = {"theme": theme, "demo_ids": [d for _, _, d in demos]}
+    if openers:   # instruction following: the new instruction opens with a drawn word, as the theme is drawn
+        if "first_word" not in template.placeholders:
+            raise AgoraError(f"prompt template {template.name} lacks {{first_word}}: this domain draws an opening "
+                             "word for every new instruction")
+        fields["first_word"] = meta["first_word"] = rng.choice(openers)
+    used = {p for p in template.placeholders if re.fullmatch(r"(input|output)\d+", p)}
+    if used and used != {f"{x}{k}" for x in ("input", "output") for k in range(1, n_demos + 1)}:
+        raise AgoraError(f"prompt template {template.name} places {sorted(used)}, but mode.n_demos={n_demos} "
+                         f"demonstrations are drawn: place input1..input{n_demos} and output1..output{n_demos}")
+    prompt = template.render(**fields)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], meta
 
 
@@ -53,10 +81,10 @@ def constraint(fmt: str, domain: str) -> dict:
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
     if fmt == "json":
         return parse_json_object(text, JSON_KEYS)
-    body = re.sub(r"^\s*INPUT:", "", cut_end(text), flags=re.I)
+    body = re.sub(r"^\s*(\[NEW EXAMPLE\]\s*)?INPUT:", "", cut_end(text), flags=re.I)
     parts = re.split(r"^\s*OUTPUT:", body, maxsplit=1, flags=re.I | re.M)
     if len(parts) < 2:
         raise ParseError("no_output_marker")
     q, s = parts
-    s = re.split(r"^\s*INPUT:", s, maxsplit=1, flags=re.I | re.M)[0]  # the model went on to a second example
+    s = re.split(r"^\s*(\[NEW EXAMPLE\]|\[DEMONSTRATION \d+\]|INPUT:)", s, maxsplit=1, flags=re.I | re.M)[0]
     return q.strip(), s.strip()

@@ -1,27 +1,42 @@
-"""Quality enhancement (QE): a given question-answer pair rewritten into a better one (WebInstruct in the paper)."""
+"""Quality enhancement (QE): a given question-answer pair rewritten into a better one (WebInstruct in the paper).
+
+The prompt asks to refine an educational pair (formatting, coherence, completeness, accuracy), shows the original
+`Question:`/`Answer:`, and takes the reply as `Revised Question:` / `Revised Answer:`, ended by [END].
+"""
 from __future__ import annotations
 
 import re
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, parse_json_object
+from agora.modes import (SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
+                         parse_json_object)
 
 JSON_KEYS = ("revised_question", "revised_answer")   # the JSON format's object (`json_schema(JSON_KEYS)`)
 ANSWER_KEY = "revised_answer"
 FORMAT_INSTRUCTIONS = {
-    "free_form": "Write `Revised Question:` followed by the revised question, then `Revised Answer:` followed by "
-                 "the revised answer, then [END].",
-    "json": 'Reply with one JSON object with the string keys "revised_question" and "revised_answer", '
-            "and nothing else.",
+    "free_form": "- Do not greet or comment: write one revised pair only.\n"
+                 "- Write `Revised Question:` followed by the revised question, then a new line that starts with "
+                 "`Revised Answer:` followed by the revised answer, then `[END]` on a line of its own.",
+    "json": json_format_instructions({"revised_question": "the revised question",
+                                      "revised_answer": "the revised answer"}),
 }
+
+
+def instance(question: str, answer: str, fmt: str) -> str:
+    """The original pair, and the open revision in the free-form layout."""
+    shown = f"### Original pair\nQuestion: {question}\nAnswer: {answer}"
+    return shown + "\n\n### Revised pair\nRevised Question:" if fmt == "free_form" else shown
+
+
+def check_template(t: Template) -> None:
+    t.require({"instance"}, {"input", "output"}, what="the question-answer pair to refine")
 
 
 def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fmt: str, themes: list[str],
           seed: int, **_: object) -> tuple[list[dict], dict]:
     row = seeds[i % len(seeds)]
-    shown = f"Question: {row['question']}\nAnswer: {row['solution']}"
-    if fmt == "free_form":
-        shown += "\n\nRevised Question:"
-    prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt], demonstrations=shown)
+    prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt],
+                             instance=instance(row["question"], row["solution"], fmt),
+                             input=row["question"], output=row["solution"])
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], {"seed_id": row["id"]}
 
 

@@ -1,21 +1,35 @@
-"""Response generation (RG): an answer for each given instruction (Magpie prompts in the paper)."""
+"""Response generation (RG): an answer for each given instruction (Magpie prompts in the paper).
+
+The prompt is the domain's requirements, then the instruction as `INPUT:` and an open `OUTPUT:`, ended by [END].
+"""
 from __future__ import annotations
 
-from agora.modes import SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, parse_json_object
+from agora.modes import (SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
+                         parse_json_object)
 
 JSON_KEYS = ("output",)   # the JSON format's object (`json_schema(JSON_KEYS)`)
 ANSWER_KEY = "output"
 FORMAT_INSTRUCTIONS = {
-    "free_form": "Write the response after `OUTPUT:`, then write [END].",
-    "json": 'Reply with one JSON object with the string key "output" (the response), and nothing else.',
+    "free_form": "- Do not greet or comment: write the response only.\n"
+                 "- Write the response after `OUTPUT:`, then `[END]` on a line of its own.",
+    "json": json_format_instructions({"output": "the response"}),
 }
+
+
+def instance(question: str, fmt: str) -> str:
+    """The given instruction, and the open output in the free-form layout."""
+    return f"INPUT: {question}\nOUTPUT:" if fmt == "free_form" else f"INPUT: {question}"
+
+
+def check_template(t: Template) -> None:
+    t.require({"instance"}, {"input"}, what="the given instruction")
 
 
 def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fmt: str, themes: list[str],
           seed: int, **_: object) -> tuple[list[dict], dict]:
     row = seeds[i % len(seeds)]
-    shown = f"INPUT: {row['question']}\nOUTPUT:" if fmt == "free_form" else f"INPUT: {row['question']}"
-    prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt], demonstrations=shown)
+    prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt], instance=instance(row["question"], fmt),
+                             input=row["question"])
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], \
         {"seed_id": row["id"], "instruction": row["question"]}
 

@@ -36,8 +36,8 @@ def data_dir(cfg: DictConfig, store: Store) -> Path:
     from agora.modes import load_template
 
     cell = Cell.from_cfg(cfg)
-    template = load_template(cell.domain, cell.mode)
-    path = store.data_dir(cell, digest(data_spec(cfg, template.version)))
+    template = load_template(cell.domain, cell.mode, cfg.mode.template)
+    path = store.data_dir(cell, digest(data_spec(cfg, template)))
     if not store.exists(path):
         raise AgoraError(f"no generated data for cell {cell.name} (looked in {path}); make it with: "
                          f"{rerun_command('generate')}")
