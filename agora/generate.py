@@ -120,79 +120,167 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                     cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
-    fmt = cfg.prompt_format.style
-    rf, extra = sampling_fields(fmt, cfg.prompt_format.response_format, mode, cfg.domain.name, provider=g.provider,
-                                constrain=bool(g.constrain))
+    fmt = cfg.prompt_format.name
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
-                 list(g.sampling.stop) if g.sampling.stop else None, rf, extra_body=extra)
+                 list(g.sampling.stop) if g.sampling.stop else None,
+                 response_format(cfg.prompt_format.response_format, mode.JSON_KEYS),
+                 extra_body=mode.constraint(fmt, cfg.domain.name) if g.constrain else None)
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}
-    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
+    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
     factor = cfg.budget.max_attempts_factor
     limits = limits_of(g)
     # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
     # kept example after every round; rounds are an eighth of the target so the estimate is refined early.
     usd = cfg.budget.usd if cfg.budget.n is None else None
-    target, max_requests = n, int(math.ceil(n * factor))
     plan = {"estimated_n": n, "target": n, "cost_per_kept_usd": None, "stopped_at_cap": False}
     kept: list[dict] = []
     dropped: list[dict] = []
     client = make_client(g.provider, **client_kw)
     send = _sender(cfg, client, s, cache, ledger, limits, health)
     progress = Progress(ledger, f"generate {g.name}")
-    i = 0
+
+    def request(j: int, attempt: int | None = None) -> Request:
+        """The request for position j; `attempt` (paired modes) is the how-many-th try of j's instruction."""
+        messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
+                                    seed=cfg.seed, **mode_kw)
+        key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages, sampling=sampling_key,
+                          replicate=j if attempt is None else replicate_of(j, attempt))
+        return Request(key, messages, {"index": j, **meta, **({} if attempt is None else {"attempt": attempt})})
+
+    async def send_round(reqs: list[Request]) -> list[tuple[dict, bool]]:
+        """(row, kept?) of every request that was sent, in request order (so reruns are identical)."""
+        landed: list[tuple[int, dict, bool]] = []   # as results land, any order
+
+        def take(j: int, r) -> None:
+            if r.error != CAP_MESSAGE:   # a request the cap kept from being sent is not a drop
+                landed.append((j, *_sort(r, mode, domain, fmt)))
+
+        try:
+            await send(reqs, progress, take)
+        except CapReached:
+            if usd is None:
+                raise
+            plan["stopped_at_cap"] = True   # the dollar budget is spent: done
+        return [(row, ok) for _, row, ok in sorted(landed, key=lambda x: x[0])]
+
+    def refine() -> None:
+        """budget=usd: the target follows the measured cost per kept example."""
+        if usd is not None and kept:
+            per_kept = ledger.totals.cost_usd / len(kept)
+            plan["cost_per_kept_usd"] = round(per_kept, 8)
+            if per_kept > 0:
+                plan["target"] = len(kept) + int(max(0.0, usd - ledger.totals.cost_usd) / per_kept)
+
     try:
-        while len(kept) < target and i < max_requests:
-            # Round 0 of IG is a quarter of the target, so later rounds have generations to show as demos;
-            # later rounds ask for what is missing, scaled by the keep rate so far.
-            if i == 0:
-                size = math.ceil(target / 4) if cfg.mode.name == "instance_generation" and target >= 8 else target
-            else:
-                size = math.ceil((target - len(kept)) / max(len(kept) / i, 1 / factor))
-            if usd is not None:
-                size = min(size, max(16, math.ceil(target / 8)))
-            size = min(size, max_requests - i)
-            reqs = []
-            for j in range(i, i + size):
-                messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
-                                            openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
-                key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages,
-                                  sampling=sampling_key, replicate=j)
-                reqs.append(Request(key, messages, {"index": j, **meta}))
-            landed: list[tuple[int, dict, bool]] = []   # (index, row, kept?) as results land, any order
-
-            def take(j: int, r) -> None:
-                if r.error != CAP_MESSAGE:   # a request the cap kept from being sent is not a drop
-                    landed.append((j, *_sort(r, mode, domain, fmt)))
-
-            try:
-                await send(reqs, progress, take)
-            except CapReached:
-                if usd is None:
-                    raise
-                plan["stopped_at_cap"] = True   # the dollar budget is spent: done
-            for _, row, ok in sorted(landed, key=lambda x: x[0]):   # request order, so reruns are identical
-                (kept if ok else dropped).append(row)
-            i += size
-            if usd is not None and kept:
-                per_kept = ledger.totals.cost_usd / len(kept)
-                plan["cost_per_kept_usd"] = round(per_kept, 8)
-                if per_kept > 0:
-                    target = len(kept) + int(max(0.0, usd - ledger.totals.cost_usd) / per_kept)
-                    max_requests = int(math.ceil(target * factor))
-                    plan["target"] = target
-            if plan["stopped_at_cap"]:
-                break
+        if cfg.mode.name in PAIRED_MODES:
+            await _paired_rounds(request, send_round, refine, plan, kept, dropped, factor=factor, usd=usd)
+        else:
+            await _open_rounds(request, send_round, refine, plan, kept, dropped, factor=factor, usd=usd,
+                               first_quarter=cfg.mode.name == "instance_generation")
     finally:
         progress.close()
         await client.aclose()
     return kept, dropped, plan
 
 
+# Modes that answer given instructions (RG answers them, QE rewrites them). Every generator must answer the same
+# ones, the first n of the seed pool in its order (a paired design: a comparison of generators is then about the
+# generators, not about which instructions each one happened to keep). A dropped reply is retried on its own
+# instruction, and an instruction that fails every attempt is dropped and recorded, never replaced by the next one.
+PAIRED_MODES = ("response_generation", "quality_enhancement")
+
+
+def attempts_per_instruction(factor: float) -> int:
+    """Paired modes: tries per instruction, so that n instructions never cost more than n * factor requests."""
+    return max(1, int(factor))
+
+
+def replicate_of(position: int, attempt: int) -> int | str:
+    """The replicate in a paired request's key. A first attempt keeps the position (the key every earlier run gave
+    it, so old caches still hit); a retry of the same instruction is "position.attempt", which no first attempt can
+    equal, so it is a new request rather than a cache hit of the failed one, and the same one on every rerun."""
+    return position if attempt == 0 else f"{position}.{attempt}"
+
+
+async def _open_rounds(request, send_round, refine, plan: dict, kept: list[dict], dropped: list[dict], *,
+                       factor: float, usd: float | None, first_quarter: bool) -> None:
+    """Instance generation: every request is a new instance; a drop is made up for by more requests."""
+    target, max_requests, i = plan["target"], int(math.ceil(plan["target"] * factor)), 0
+    while len(kept) < target and i < max_requests:
+        # Round 0 of IG is a quarter of the target, so later rounds have generations to show as demos;
+        # later rounds ask for what is missing, scaled by the keep rate so far.
+        if i == 0:
+            size = math.ceil(target / 4) if first_quarter and target >= 8 else target
+        else:
+            size = math.ceil((target - len(kept)) / max(len(kept) / i, 1 / factor))
+        if usd is not None:
+            size = min(size, max(16, math.ceil(target / 8)))
+        size = min(size, max_requests - i)
+        rows = await send_round([request(j) for j in range(i, i + size)])
+        for row, ok in rows:
+            (kept if ok else dropped).append(row)
+        i += size
+        if usd is not None and kept:
+            refine()
+            target = plan["target"]
+            max_requests = int(math.ceil(target * factor))
+        if plan["stopped_at_cap"]:
+            break
+
+
+async def _paired_rounds(request, send_round, refine, plan: dict, kept: list[dict], dropped: list[dict], *,
+                         factor: float, usd: float | None) -> None:
+    """RG and QE: positions 0, 1, 2, ... of the seed pool, each retried on its own instruction until one reply is
+    kept or its attempts (`attempts_per_instruction`) are spent. A drop row says which attempt it was; the last one
+    of an instruction given up carries `given_up: true` (with its seed_id). A request that failed after the
+    engine's own retries is not retried here: it is unfinished, so the cell misses its target and commits nothing
+    until a rerun finishes it. With budget.n the positions are exactly 0..n-1; budget=usd opens new positions an
+    eighth of the target at a time (at most target * factor in all) until the measured cost says the dollars are
+    spent, so there an instruction given up is followed by more of the pool rather than replaced by a chosen one."""
+    attempts = attempts_per_instruction(factor)
+    kept_at: dict[int, dict] = {}
+    tried: dict[int, int] = {}   # position -> attempts made
+    retry: list[int] = []
+    failed: set[int] = set()
+    opened = 0
+    while True:
+        if usd is None:
+            new = plan["target"] - opened
+        else:
+            new = min(max(16, math.ceil(plan["target"] / 8)), plan["target"] - len(kept_at) - len(retry) - len(failed),
+                      math.ceil(plan["target"] * factor) - opened)
+        new = max(new, 0)
+        batch = sorted(retry + list(range(opened, opened + new)))
+        opened += new
+        if not batch:
+            break
+        rows = await send_round([request(j, tried.get(j, 0)) for j in batch])
+        retry = []
+        for row, ok in rows:
+            j = row["index"]
+            tried[j] = tried.get(j, 0) + 1
+            if ok:
+                kept_at[j] = row
+                continue
+            if row["reason"] == "request_failed":
+                failed.add(j)
+            elif tried[j] < attempts:
+                retry.append(j)
+            else:
+                row["given_up"] = True
+            dropped.append(row)
+        kept[:] = [kept_at[j] for j in sorted(kept_at)]
+        refine()
+        if plan["stopped_at_cap"]:
+            break
+
+
 def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
     """A finished request as (row, kept?): the example, or the drop with its reason."""
     idx = r.request.meta["index"]
-    base = {"index": idx, "request_key": r.request.key}
+    base = {"index": idx, "request_key": r.request.key,   # a paired drop names its instruction and attempt
+            **{k: r.request.meta[k] for k in ("seed_id", "attempt") if k in r.request.meta}}
     if r.record is None:   # gave up after retries (blocks the commit), or refused for good (a drop like any other)
         reason = "request_rejected" if r.error.startswith("permanent:") else "request_failed"
         return {**base, "reason": reason, "error": r.error}, False
@@ -322,6 +410,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                "cost_per_kept_usd": round(t.cost_usd / max(len(rows), 1), 8), "estimated_n": plan["estimated_n"],
                "stopped_at_cap": plan["stopped_at_cap"], "batch": bool(g.batch), "contaminated": contaminated,
                "contamination_rate": round(contaminated / max(len(flags), 1), 4)}
+    if cfg.mode.name in PAIRED_MODES:   # the instructions this generator answered none of, each named in dropped.jsonl
+        summary["instructions_given_up"] = sum(1 for d in dropped if d.get("given_up"))
     for reason, count in sorted(reasons.items()):
         log.info("dropped %d: %s", count, reason)
     if not rows:   # nothing to train on is a failed cell, not a product (in a -m sweep: error.txt, and it goes on)

@@ -3,11 +3,14 @@
 It forwards POSTs to the upstream and, on a fixed schedule of request numbers, answers instead with
 429 + retry-after, 500, a connection reset, a truncated 200 body, or a hang past the client's timeout.
 It counts what it injected and every request the upstream really served (by body hash), so tests can
-check retries, failure counts and that nothing was paid for twice.
+check retries, failure counts and that nothing was paid for twice. `garble(body)` picks requests by content
+instead: those it says yes to get a well-formed 200 whose reply is unparsable (`[END]` alone, an empty example),
+so a test can make chosen instructions fail to parse, once or every time, whatever order they arrive in.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import struct
 import threading
@@ -15,15 +18,18 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("429", "500", "reset", "truncate", "hang")
+FAULTS = ("429", "500", "reset", "truncate", "hang", "garble")
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, schedule: dict[int, str] | None = None, hang_s: float = 0.0):
+    def __init__(self, upstream: str, schedule: dict[int, str] | None = None, hang_s: float = 0.0,
+                 garble: Callable[[dict], bool] | None = None):
         self.upstream = upstream.rstrip("/")
         self.schedule = schedule or {}
+        self.garble = garble
         self.hang_s = hang_s
         self.n = 0
         self.injected: Counter = Counter()
@@ -45,6 +51,8 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.n += 1
                     fault = proxy.schedule.get(proxy.n)
+                    if not fault and proxy.garble is not None and proxy.garble(json.loads(body)):
+                        fault = "garble"
                     if fault:
                         proxy.injected[fault] += 1
                 if fault == "429":
@@ -60,6 +68,12 @@ class FaultProxy:
                     time.sleep(proxy.hang_s)
                     self.close_connection = True
                     return None
+                if fault == "garble":
+                    reply = {"id": "garbled", "object": "chat.completion", "created": 0, "model": "garbled",
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": "[END]"},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                    return self._reply(200, json.dumps(reply).encode())
                 self._forward(body, truncate=fault == "truncate")
 
             def _forward(self, body, truncate=False):

@@ -21,7 +21,8 @@ from agora.store import digest
 log = logging.getLogger(__name__)
 
 
-def request_key(*, endpoint: str, model: str, messages: list[dict], sampling: dict, replicate: int) -> str:
+def request_key(*, endpoint: str, model: str, messages: list[dict], sampling: dict,
+                replicate: int | str) -> str:
     """Provider endpoint, model, messages, sampling settings and replicate index; nothing else."""
     return digest({"endpoint": endpoint, "model": model, "messages": messages, "sampling": sampling,
                    "replicate": replicate}, n=32)

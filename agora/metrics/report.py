@@ -102,6 +102,7 @@ def enrich(row: dict, root: Path) -> dict:
     r["intrinsic"] = {}
     if data is None:
         return r
+    r["data_path"] = str(data)   # where `overlap` reads the data set's instructions
     if any(k not in r for k in COST):
         try:
             s = json.loads((data / "manifest.json").read_text())["summary"]
@@ -520,6 +521,72 @@ def describe(advice: list[analysis.Advice], domain: str, budget_usd: float, grou
             f"for ${a.cost_usd:.4g} ({a.note})")
 
 
+# ---------------------------------------------------------------- paired instructions
+PAIRED_MODES = ("response_generation", "quality_enhancement")   # agora/generate.py's: a given instruction per example
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+def _data_set(path: Path) -> dict | None:
+    """A data set's pool (its data spec less the generator), its instructions by seed_id, and those given up."""
+    try:
+        spec = json.loads((path / "manifest.json").read_text())["spec"]
+        ids = [r.get("seed_id") for r in _jsonl(path / "data.jsonl")]
+        given_up = sorted({str(d.get("seed_id")) for d in _jsonl(path / "dropped.jsonl") if d.get("given_up")})
+    except (OSError, KeyError, ValueError):
+        return None
+    return {"pool": digest({k: v for k, v in spec.items() if k != "generator"}, n=8),
+            "ids": [str(i) for i in ids if i is not None], "given_up": given_up}
+
+
+def overlap(rows: list[dict]) -> list[dict]:
+    """RG and QE answer given instructions, and every generator must answer the same ones (a paired design): per set
+    of data sets that differ in the generator alone (the same data spec less `generator`: domain, mode, budget,
+    prompt format, seed pool and seed), the instructions (by seed_id) that all of them hold, against those that any
+    of them holds (`overlap` = shared / union, 1.0 when they hold the same ones), and each data set's counts. A data
+    set is counted once however many runs were trained on it; sets of one data set are left out."""
+    by: dict[str, list[dict]] = defaultdict(list)
+    seen: set[str] = set()
+    for r in rows:
+        path = r.get("data_path")
+        if r.get("mode") not in PAIRED_MODES or not path or path in seen:
+            continue
+        seen.add(path)
+        d = _data_set(Path(path))
+        if d is not None:
+            by[d["pool"]].append({**d, "generator": r.get("generator"), "data_dir": r.get("data_dir"),
+                                  **{k: r.get(k) for k in ("domain", "mode", "budget", "budget_n", "prompt_format")}})
+    out = []
+    for pool, ds in by.items():
+        if len(ds) < 2:
+            continue
+        sets = [set(d["ids"]) for d in ds]
+        shared, union = set.intersection(*sets), set.union(*sets)
+        d0 = ds[0]
+        out.append({**{k: d0[k] for k in ("domain", "mode", "budget", "budget_n", "prompt_format")}, "pool": pool,
+                    "generators": sorted(str(d["generator"]) for d in ds), "data_sets": len(ds),
+                    "shared": len(shared), "union": len(union),
+                    "overlap": len(shared) / len(union) if union else None,
+                    "per_generator": [{"generator": d["generator"], "data_dir": d["data_dir"], "rows": len(d["ids"]),
+                                       "instructions": len(s), "not_shared": len(s - shared),
+                                       "given_up": len(d["given_up"])}
+                                      for d, s in sorted(zip(ds, sets), key=lambda x: (str(x[0]["generator"]),
+                                                                                       str(x[0]["data_dir"])))]})
+    return sorted(out, key=lambda o: tuple(str(o[k]) for k in ("domain", "mode", "budget", "prompt_format", "pool")))
+
+
+def overlap_tables(ov: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The overlap as two flat tables: one row per pool, and one per data set in it."""
+    pools = [{**{k: o[k] for k in ("domain", "mode", "budget", "budget_n", "prompt_format", "pool", "data_sets",
+                                   "shared", "union")},
+              "generators": ", ".join(o["generators"]),
+              "overlap_pct": None if o["overlap"] is None else round(100 * o["overlap"], 2)} for o in ov]
+    sets = [{**{k: o[k] for k in ("domain", "mode", "pool")}, **g} for o in ov for g in o["per_generator"]]
+    return pools, sets
+
+
 # ---------------------------------------------------------------- the report
 @dataclass
 class Report:
@@ -532,6 +599,7 @@ class Report:
     pca_skipped: str | None
     advice: dict[str, dict[float, list[analysis.Advice]]]
     failed: list[dict] = field(default_factory=list)
+    overlap: list[dict] = field(default_factory=list)
 
 
 def analyse(rows: list[dict], budgets: tuple[float, ...] = DEFAULT_BUDGETS_USD,
@@ -541,7 +609,8 @@ def analyse(rows: list[dict], budgets: tuple[float, ...] = DEFAULT_BUDGETS_USD,
     pca, skipped = intrinsic_analysis(groups)
     domains = sorted({g["domain"] for g in groups})
     advice = {d: {b: recommend(groups, d, b) for b in budgets} for d in domains}
-    return Report(rows, groups, comps, pivot(groups), table2(groups), pca, skipped, advice, list(failed or []))
+    return Report(rows, groups, comps, pivot(groups), table2(groups), pca, skipped, advice, list(failed or []),
+                  overlap(rows))
 
 
 def _plt():
@@ -843,9 +912,11 @@ def write(r: Report, out: Path, title: str) -> Path:
     plots = [p for p in (*(plot_pgr_vs_usd(r.groups, d, out) for d in domains), plot_pgr_vs_n(r.groups, out),
                          plot_scores_vs_n(r.groups, out), plot_pca(r.pca, out) if r.pca else None) if p is not None]
     at = advice_table(r)
+    ov_pools, ov_sets = overlap_tables(r.overlap)
     (out / "report.json").write_text(json.dumps(
         {"title": title, "cells": rows, "groups": r.groups, "comparisons": r.comparisons, "pivot": r.pivot,
-         "table2": r.table2, "pca": r.pca, "pca_skipped": r.pca_skipped, "advice": at, "failed": r.failed,
+         "table2": r.table2, "overlap": r.overlap, "pca": r.pca, "pca_skipped": r.pca_skipped, "advice": at,
+         "failed": r.failed,
          "scores_vs_n": {d: score_lines(r.groups, d) for d in domains},
          "plots": [p.name for p in plots]}, indent=1, default=str))
     e = html.escape
@@ -875,6 +946,17 @@ def write(r: Report, out: Path, title: str) -> Path:
               "(no run), <i>undefined</i> (reference &lt;= base) or <i>partial</i> (its PGR leaves out an undefined "
               "benchmark or seed); an average over any of them is marked partial, with the cells it holds.</p>",
               _table2_html(t2),
+              "<h2>Paired instructions (response generation, quality enhancement)</h2><p class='note'>Every "
+              "generator must answer the same instructions: the first n of the seed pool, a dropped reply retried on "
+              "its own instruction, never replaced. Per pool (data sets that differ in the generator alone): the "
+              "instructions, by seed_id, held by all of them (<code>shared</code>) against those held by any "
+              "(<code>union</code>); <code>overlap_pct</code> = shared / union. Per data set: its rows, its "
+              "instructions, those missing from another set (<code>not_shared</code>) and those it gave up after "
+              "every attempt (<code>given_up</code>).</p>",
+              _table(["domain", "mode", "budget", "prompt_format", "pool", "generators", "data_sets", "shared",
+                      "union", "overlap_pct"], ov_pools, "overlap"),
+              _table(["domain", "mode", "pool", "generator", "data_dir", "rows", "instructions", "not_shared",
+                      "given_up"], ov_sets, "overlap_sets"),
               "<h2>PGR over train seeds (one row per cell)</h2>", _table(gcols, gt, "groups"),
               "<h2>Mean PGR per generator and domain</h2>",
               _table(["generator", "domain", "settings", "cells", "mean_pgr"], r.pivot, "pivot"),
@@ -925,6 +1007,8 @@ def to_tracker(r: Report, out: Path, tracker: Any) -> None:
     tracker.table("report/comparisons", r.comparisons)
     tracker.table("report/table2", table2_table(r.table2))
     tracker.table("report/advice", advice_table(r))
+    if r.overlap:
+        tracker.table("report/overlap", overlap_tables(r.overlap)[0])
     summary: dict[str, Any] = {"report/runs": len(r.rows), "report/cells": len(r.groups),
                                "report/failed": len(r.failed)}
     for p in r.pivot:
