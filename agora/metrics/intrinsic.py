@@ -5,15 +5,19 @@ The paper finds that a generator's own problem-solving score predicts the value 
 those features once per data cell and keeps them beside the data as `<data cell>/intrinsic.json`, so the
 sweep report can table them, run its PCA and regress PGR on them without computing anything again:
 
-- `difficulty` of each instruction and `quality` of each response: 1-5 from an LLM judge (`intrinsic_judge=`,
-  any generator option) with the per-domain rubrics in `rubrics/`. The calls go through the generation engine,
-  so they are cached per request, priced in a ledger and held under a dollar cap.
+- `difficulty` of each instruction and `quality` of each response: 1-5 from an LLM judge (`intrinsic_judge=`:
+  gpt4o or prometheus2 as in the paper, or any generator option) with the per-domain score rubrics in `rubrics/`
+  (a criterion, then one description per score, the structure of the original code's rubrics). The paper's
+  judges get prometheus-eval's absolute-grading prompt (feedback, then "[RESULT] n"), and a reply without a
+  score is asked again; the embedded smoke judge answers a digit under a grammar. The calls go through the
+  generation engine, so they are cached per request, priced in a ledger and held under a dollar cap.
 - `perplexity` of each response given its instruction under the base student, per example (the original
   code gave every item the batch mean), rendered and masked exactly as training renders it
   (agora/train/data.py), so only the response tokens and the end-of-turn token that closes them count.
 - `diversity_instruction` / `diversity_response`: the mean pairwise cosine similarity of sentence embeddings,
-  the paper's definition, so *higher means less diverse*.
-- `reward` (optional, off by default): the score of a sequence-classification reward model.
+  the paper's definition, so *higher means less diverse* (`intrinsic_embedder=`: stella as in the paper, or the
+  packaged all-MiniLM-L6-v2 offline).
+- `reward` (`intrinsic_reward=skywork` as in the paper; off by default): a sequence-classification reward model.
 
 `intrinsic.json` = {"spec": what changes the numbers, "metrics": data-set means, "per_example": [...],
 "summary": counts and cost}. A rerun whose spec matches reads it back and sends nothing.
@@ -29,7 +33,7 @@ import os
 import re
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -40,33 +44,83 @@ from agora.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-VERSION = 1                      # the judge prompt wrapper, the score parser and the aggregation below
+VERSION = 2                      # the judge prompts, the score parsers, the retry rule and the aggregation below
 FILENAME = "intrinsic.json"
 RUBRICS = Path(__file__).resolve().parent / "rubrics"
 ASPECTS = ("difficulty", "quality")
 METRICS = ("difficulty", "quality", "perplexity", "diversity_instruction", "diversity_response")  # + "reward"
-JUDGE_MAX_TOKENS = 8
-JUDGE_GRAMMAR = 'root ::= [1-5]'  # the embedded llama.cpp judge can answer nothing but a score
-SYSTEM = ("You are a strict, careful evaluator of synthetic training data. You read the rubric, apply it exactly, "
-          "and answer with a single digit from 1 to 5 and nothing else.")
-_PROMPT = {
+
+# The paper's judge prompt: absolute grading in the structure Prometheus-2 was trained on (prometheus-eval's
+# ABSOLUTE_PROMPT_WO_REF): a task description, the instruction, the response, a score rubric (a criterion in
+# brackets, then one description per score 1-5), and an open "###Feedback:" that the judge fills with its feedback
+# and "[RESULT] n". The original data-agora code sends GPT-4o and Prometheus-2 the same prompt. Worded in our own words.
+ABSOLUTE_SYSTEM = ("You are an impartial judge. You give clear, objective feedback that holds each piece of work to the "
+                   "fixed standard its score rubric sets, never to a standard of your own.")
+ABSOLUTE_PROMPT = """###Task Description:
+You are given an instruction (it may contain an input of its own), a response to evaluate, and a score rubric that sets the one criterion to evaluate it by.
+1. Write detailed feedback that judges the response strictly against the score rubric, not on its general merits.
+2. After the feedback, give a score: an integer from 1 to 5, chosen by the score rubric.
+3. Use exactly this output format: "(feedback on the criterion) [RESULT] (an integer from 1 to 5)"
+4. Write nothing else: no opening, no closing, no further explanation.
+
+###The instruction to evaluate:
+{instruction}
+
+###Response to evaluate:
+{response}
+
+###Score Rubrics:
+{rubric}
+
+###Feedback: """
+# Difficulty is graded as the original code grades it: the generated instruction is the "response" to a task that
+# asks for a hard, specific problem of the domain, judged by the difficulty rubric.
+DIFFICULTY_TASK = {
+    "math": "Write a math problem that is specific and hard to solve, not a generic or easy one.",
+    "code": "Write a programming problem that is specific and hard to solve, not a generic or easy one.",
+    "instruction_following": "Write an instruction for an AI assistant that is specific and hard to answer well, "
+                              "not a generic or easy one.",
+}
+# The compact prompt of the embedded smoke judge (SmolLM2-135M, 2,048 tokens of context): the score alone.
+DIGIT_SYSTEM = ("You are a strict, careful evaluator of synthetic training data. You read the rubric, apply it exactly, "
+                "and answer with a single digit from 1 to 5 and nothing else.")
+_DIGIT_PROMPT = {
     "difficulty": "## Rubric\n{rubric}\n\n## Instruction\n{instruction}\n\n"
                   "How difficult is this instruction, on the rubric's 1-5 scale? Answer with the digit only.",
     "quality": "## Rubric\n{rubric}\n\n## Instruction\n{instruction}\n\n## Response\n{response}\n\n"
                "How good is this response, on the rubric's 1-5 scale? Answer with the digit only.",
 }
+# llama.cpp grammars for a constrained local judge (`constrain: true`): it can answer nothing but the format.
+JUDGE_GRAMMAR = {"digit": 'root ::= [1-5]',
+                 "absolute": 'root ::= [^\\x5B\\x0A]+ " [RESULT] " [1-5]'}
 _SCORE = re.compile(r"(?<![\d.])([1-5])(?!\d|\.\d)")
+# "[RESULT] 4", "[RESULT]: (4)", "**Score:** 4", "a score of 4": the marker Prometheus-2 is trained to write, and the
+# variants prometheus-eval's parser also accepts. The number is taken with its sign and decimals so that "-3" or
+# "3.5" are rejected, not read as 3.
+_RESULT = re.compile(r"(?:\[\s*result\s*\]|\[\s*score\s*\]|\bresult\b|\bscore\b(?:\s+of)?)[\s:=*]*[(\[]?\s*"
+                     r"(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+# What may follow the score: "/5", "out of 5", closing brackets, "[/RESULT]", markdown bold, a full stop, an EOS token.
+_TAIL = re.compile(r"\s*[)\]]?\s*(?:/\s*5|out\s+of\s+5)?\s*(?:\[/result\]|</s>|<\|eot_id\|>|<\|im_end\|>|[.)\]*])*\s*",
+                   re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- judge: difficulty and quality
 
 def rubric(domain: str, aspect: str) -> str:
+    """The domain's score rubric for `aspect`: "[criterion]" then "Score 1: ..." to "Score 5: ..." (checked)."""
     path = RUBRICS / f"{domain}_{aspect}.txt"
     if not path.is_file():
         known = sorted({p.stem.rsplit("_", 1)[0] for p in RUBRICS.glob("*_*.txt")})
         raise AgoraError(f"no {aspect} rubric for domain {domain!r} (looked for {path}); domains with rubrics: "
                          f"{known}. Write agora/metrics/rubrics/{domain}_{aspect}.txt")
-    return path.read_text().strip()
+    text = path.read_text().strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    ok = (len(lines) == 6 and lines[0].startswith("[") and lines[0].endswith("]")
+          and all(lines[k].startswith(f"Score {k}: ") for k in range(1, 6)))
+    if not ok:
+        raise AgoraError(f"{path} is not a 1-5 score rubric: it needs a '[criterion question]' line, then one line "
+                         "each 'Score 1: ...' to 'Score 5: ...'")
+    return text
 
 
 def _clip(text: str, max_chars: int) -> tuple[str, bool]:
@@ -75,36 +129,111 @@ def _clip(text: str, max_chars: int) -> tuple[str, bool]:
     return text[:max_chars] + "\n[... truncated for the judge ...]", True
 
 
-def judge_messages(domain: str, aspect: str, instruction: str, response: str, max_chars: int) -> tuple[list[dict], bool]:
-    """The chat messages that ask for one score, and whether a field was cut to `max_chars`."""
+def difficulty_task(domain: str) -> str:
+    return DIFFICULTY_TASK.get(domain, f"Write a {domain.replace('_', ' ')} problem that is specific and hard to "
+                                       "solve, not a generic or easy one.")
+
+
+def judge_messages(domain: str, aspect: str, instruction: str, response: str, max_chars: int, *,
+                   prompt: str = "absolute", system_in_user: bool = False) -> tuple[list[dict], bool]:
+    """The chat messages that ask for one score, and whether a field was cut to `max_chars`.
+
+    `prompt="absolute"`: the paper's feedback-then-"[RESULT] n" grading; `"digit"`: the score alone.
+    `system_in_user`: one user turn that opens with the system text, for chat templates without a system role
+    (Prometheus-2-8x7B's Mistral template; prometheus-eval renders the system text inside the first [INST] too).
+    """
     ins, cut_i = _clip(instruction, max_chars)
     resp, cut_r = _clip(response, max_chars) if aspect == "quality" else ("", False)
-    user = _PROMPT[aspect].format(rubric=rubric(domain, aspect), instruction=ins, response=resp)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}], cut_i or cut_r
+    rub = rubric(domain, aspect)
+    if prompt == "absolute":
+        system = ABSOLUTE_SYSTEM
+        task, graded = (ins, resp) if aspect == "quality" else (difficulty_task(domain), ins)
+        user = ABSOLUTE_PROMPT.format(instruction=task, response=graded, rubric=rub)
+    elif prompt == "digit":
+        system = DIGIT_SYSTEM
+        user = _DIGIT_PROMPT[aspect].format(rubric=rub, instruction=ins, response=resp)
+    else:
+        raise AgoraError(f"unknown intrinsic.judge.grading.prompt {prompt!r}; known: {list(PARSERS)}")
+    if system_in_user:
+        return [{"role": "user", "content": f"{system}\n\n{user}"}], cut_i or cut_r
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}], cut_i or cut_r
 
 
 def parse_score(text: str) -> int | None:
-    """The first stand-alone digit 1-5 in the judge's reply ("4", "Score: 4/5"); None when there is none."""
+    """The digit prompt's reply: the first stand-alone digit 1-5 ("4", "Score: 4/5"); None when there is none."""
     m = _SCORE.search(text.strip()[:64])
     return int(m.group(1)) if m else None
+
+
+def parse_result(text: str) -> int | None:
+    """The absolute prompt's reply: the integer 1-5 after the last "[RESULT]" (or "Score:") marker; None otherwise.
+
+    As in prometheus-eval, the score must close the reply (only "/5", "out of 5", brackets, "[/RESULT]", bold or
+    a full stop may follow), so a reply that goes on after its score, or gives 0, 7, -3 or 3.5, is unparsed and
+    asked again.
+    """
+    matches = list(_RESULT.finditer(text))
+    if not matches:
+        return None
+    m = matches[-1]
+    if not _TAIL.fullmatch(text, m.end()):
+        return None
+    num = m.group(1)
+    if not num.isdigit():
+        return None
+    return int(num) if 1 <= int(num) <= 5 else None
+
+
+PARSERS = {"absolute": parse_result, "digit": parse_score}
+
+
+@dataclass(frozen=True)
+class Grading:
+    """How the judge is asked (intrinsic.judge.grading): prompt, sampling and how often an unparsed reply is re-asked."""
+
+    prompt: str                     # absolute | digit
+    temperature: float
+    top_p: float
+    max_tokens: int
+    attempts: int                   # requests per score at most: 1 + re-asks of replies with no parseable score
+    system_in_user: bool = False
+    extra_body: dict | None = None  # server-specific sampling fields (vLLM: repetition_penalty)
+
+
+def grading_of(judge_cfg: DictConfig) -> Grading:
+    g = judge_cfg.get("grading")
+    if g is None:
+        raise AgoraError(f"intrinsic_judge={judge_cfg.name} has no `grading:` block (prompt, temperature, top_p, "
+                         "max_tokens, attempts); see conf/intrinsic_judge/gpt4o.yaml")
+    d = OmegaConf.to_container(g, resolve=True)
+    if d.get("prompt") not in PARSERS:
+        raise AgoraError(f"intrinsic.judge.grading.prompt={d.get('prompt')!r} is unknown; known: {list(PARSERS)}")
+    if int(d.get("attempts", 0)) < 1:
+        raise AgoraError(f"intrinsic.judge.grading.attempts={d.get('attempts')!r} must be >= 1")
+    return Grading(prompt=d["prompt"], temperature=float(d["temperature"]), top_p=float(d["top_p"]),
+                   max_tokens=int(d["max_tokens"]), attempts=int(d["attempts"]),
+                   system_in_user=bool(d.get("system_in_user", False)), extra_body=d.get("extra_body") or None)
 
 
 @dataclass
 class JudgeScores:
     difficulty: list[int | None]
     quality: list[int | None]
-    unparsed: int        # replies with no 1-5 digit
+    unparsed: int        # scores with no parseable reply after every attempt
     failed: int          # requests that got no reply (permanent errors, retries exhausted)
     truncated: int       # prompts with a field cut to max_chars
     sent: int            # requests sent by this call (the rest came from the request cache)
     cost_usd: float      # what every judged request cost, whenever it was sent
     spent_usd: float     # what this call spent
+    reasked: int = 0     # requests that asked again after a reply with no parseable score
 
 
 def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[dict], *, max_chars: int,
                  max_usd: float | None) -> JudgeScores:
     """Difficulty of each instruction and quality of each response, through the engine (cached, priced, capped).
 
+    A reply without a parseable score is asked again, up to `grading.attempts` requests a score (prometheus-eval
+    retries such replies too); attempt k is replicate k in the request cache, so a rerun sends nothing it has.
     The embedded judge's llama.cpp server starts only if some request is not in the cache yet.
     """
     from agora.engine.cache import RequestCache, request_key
@@ -115,50 +244,70 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
     from agora.generators import require_key
 
     j = judge_cfg
+    g = grading_of(j)
+    parse = PARSERS[g.prompt]
     price = Price.from_table(OmegaConf.to_container(j.price_usd_per_mtok), j.name)
     api_key = require_key(j.api_key_env, f"{j.name} (intrinsic_judge=)")
     endpoint = endpoint_of(j)
     constrain = bool(j.constrain)
-    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=JUDGE_MAX_TOKENS, stop=None, response_format=None,
-                        extra_body={"grammar": JUDGE_GRAMMAR} if constrain else None)
-    skey = {"intrinsic_version": VERSION, "max_tokens": JUDGE_MAX_TOKENS, "constrain": constrain}
-    reqs, truncated = [], 0
+    extra = {**(g.extra_body or {}), **({"grammar": JUDGE_GRAMMAR[g.prompt]} if constrain else {})}
+    sampling = Sampling(temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=None,
+                        response_format=None, extra_body=extra or None)
+    skey = {"intrinsic_version": VERSION, "prompt": g.prompt, "temperature": g.temperature, "top_p": g.top_p,
+            "max_tokens": g.max_tokens, "system_in_user": g.system_in_user, "extra_body": g.extra_body,
+            "constrain": constrain}
+    items, truncated = [], 0
     for i, r in enumerate(rows):
         for aspect in ASPECTS:
-            messages, cut = judge_messages(domain, aspect, r["instruction"], r["response"], max_chars)
+            messages, cut = judge_messages(domain, aspect, r["instruction"], r["response"], max_chars,
+                                           prompt=g.prompt, system_in_user=g.system_in_user)
             truncated += cut
-            reqs.append(Request(request_key(endpoint=endpoint, model=j.model, messages=messages, sampling=skey,
-                                            replicate=0), messages, {"row": i, "aspect": aspect}))
+            items.append((i, aspect, messages))
     ledger = Ledger(price, max_usd)
     cache = RequestCache(store.requests_path(digest({"endpoint": endpoint, "model": j.model})))
-    errors: dict[str, str] = {}
+    scores: dict[str, list[int | None]] = {a: [None] * len(rows) for a in ASPECTS}
+    failed = reasked = 0
+    cost = 0.0
     with ExitStack() as stack:
         stack.callback(cache.close)
-        pending = [q for q in reqs if q.key not in cache]
-        if pending:
-            try:
-                results = run_on_option(j, pending, sampling, cache=cache, ledger=ledger, api_key=api_key,
-                                        desc=f"intrinsic judge {j.name}",
-                                        server_log=store.root / "intrinsic_judge_server.log")
-            except CapReached as e:
-                raise AgoraError(f"the intrinsic judge stopped at the dollar cap: {e}. Finished requests are cached; "
-                                 "rerun with a higher intrinsic.max_usd to resume") from None
-            errors = {res.request.key: res.error for res in results if res.error}
-        records = [cache.get(q.key) for q in reqs]
-    scores: dict[str, list[int | None]] = {a: [None] * len(rows) for a in ASPECTS}
-    unparsed = failed = 0
-    for q, rec in zip(reqs, records):
-        if rec is None:
-            failed += 1
-            log.warning("intrinsic judge: no reply for row %d %s: %s", q.meta["row"], q.meta["aspect"],
-                        errors.get(q.key, "not in the cache"))
-            continue
-        s = parse_score(rec["text"])
-        unparsed += s is None
-        scores[q.meta["aspect"]][q.meta["row"]] = s
-    cost = sum(price.cost(r["input_tokens"], r["output_tokens"], r.get("batch", False)) for r in records if r)
-    return JudgeScores(scores["difficulty"], scores["quality"], unparsed, failed, truncated, ledger.totals.sent,
-                       cost, ledger.totals.cost_usd)
+        pending = items
+        for attempt in range(g.attempts):
+            reqs = [Request(request_key(endpoint=endpoint, model=j.model, messages=m, sampling=skey,
+                                        replicate=attempt), m, {"row": i, "aspect": a, "item": (i, a, m)})
+                    for i, a, m in pending]
+            reasked += len(reqs) if attempt else 0
+            to_send = [q for q in reqs if q.key not in cache]
+            errors: dict[str, str] = {}
+            if to_send:
+                try:
+                    results = run_on_option(j, to_send, sampling, cache=cache, ledger=ledger, api_key=api_key,
+                                            desc=f"intrinsic judge {j.name}" + (f" (attempt {attempt + 1})"
+                                                                                if attempt else ""),
+                                            server_log=store.root / "intrinsic_judge_server.log")
+                except CapReached as e:
+                    raise AgoraError(f"the intrinsic judge stopped at the dollar cap: {e}. Finished requests are "
+                                     "cached; rerun with a higher intrinsic.max_usd to resume") from None
+                errors = {res.request.key: res.error for res in results if res.error}
+            pending = []
+            for q in reqs:
+                rec = cache.get(q.key)
+                if rec is None:          # the engine already retried transient errors; a lost request is not re-asked
+                    failed += 1
+                    log.warning("intrinsic judge: no reply for row %d %s: %s", q.meta["row"], q.meta["aspect"],
+                                errors.get(q.key, "not in the cache"))
+                    continue
+                cost += price.cost(rec["input_tokens"], rec["output_tokens"], rec.get("batch", False))
+                s = parse(rec["text"])
+                if s is None:
+                    pending.append(q.meta["item"])
+                else:
+                    scores[q.meta["aspect"]][q.meta["row"]] = s
+            if not pending:
+                break
+    if pending:
+        log.warning("intrinsic judge %s: %d score(s) unparsed after %d attempt(s)", j.name, len(pending), g.attempts)
+    return JudgeScores(scores["difficulty"], scores["quality"], len(pending), failed, truncated, ledger.totals.sent,
+                       cost, ledger.totals.cost_usd, reasked)
 
 
 # ---------------------------------------------------------------- perplexity under the base student
@@ -257,14 +406,27 @@ def _st_modules(path: str) -> list[dict]:
     return json.loads(f.read_text()) if f.is_file() else []
 
 
+def _st_prompt(path: str, prompt_name: str) -> str:
+    """The text a sentence-transformers folder's `prompt_name` prepends (config_sentence_transformers.json)."""
+    f = Path(path) / "config_sentence_transformers.json"
+    prompts = json.loads(f.read_text()).get("prompts", {}) if f.is_file() else {}
+    if prompt_name not in prompts:
+        raise AgoraError(f"intrinsic.embedder.prompt_name={prompt_name!r} is not among the prompts of the embedder "
+                         f"at {path}: {sorted(prompts)}")
+    return prompts[prompt_name]
+
+
 def embed(texts: list[str], path: str, *, batch_size: int = 64, max_length: int = 256,
-          trust_remote_code: bool = False):
+          trust_remote_code: bool = False, prompt_name: str | None = None, revision: str | None = None,
+          config_kwargs: dict | None = None):
     """L2-normalised sentence embeddings (a float32 tensor, one row per text).
 
-    A sentence-transformers folder whose pipeline is Transformer -> Pooling -> Normalize (all-MiniLM-L6-v2)
+    A local sentence-transformers folder whose pipeline is Transformer -> Pooling -> Normalize (all-MiniLM-L6-v2)
     runs on plain transformers with the pooling its `1_Pooling/config.json` names: the same numbers
-    without importing sentence-transformers (about 4 s). A pipeline with more modules (stella's Dense
-    projection) goes through sentence-transformers itself, which then must be installed.
+    without importing sentence-transformers (about 4 s). A hub id, or a pipeline with more modules (stella's Dense
+    projection), goes through sentence-transformers itself, with `revision`, `config_kwargs` (stella on a machine
+    without xformers: use_memory_efficient_attention and unpad_inputs off) and `prompt_name` (a prompt the model
+    declares, prepended to every text: stella's "s2s_query" for sentence-to-sentence similarity).
     """
     import torch
     from tqdm.auto import tqdm
@@ -272,16 +434,26 @@ def embed(texts: list[str], path: str, *, batch_size: int = 64, max_length: int 
     modules = _st_modules(path)
     plain = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
              "sentence_transformers.models.Normalize"}
-    if any(m.get("type") not in plain for m in modules):
+    if not Path(path).is_dir() or any(m.get("type") not in plain for m in modules):
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise AgoraError(f"the embedder at {path} has modules beyond Transformer/Pooling/Normalize; "
-                             "`pip install sentence-transformers` to run it") from None
-        st = SentenceTransformer(path, device=str(_device()), trust_remote_code=trust_remote_code)
+            raise AgoraError(f"the embedder at {path} needs sentence-transformers (a hub id, or modules beyond "
+                             "Transformer/Pooling/Normalize); `pip install sentence-transformers` to run it") from None
+        try:
+            st = SentenceTransformer(path, device=str(_device()), trust_remote_code=trust_remote_code,
+                                     revision=revision, config_kwargs=config_kwargs or None)
+        except (OSError, ValueError) as e:
+            raise AgoraError(f"cannot load the embedding model {path} (intrinsic.embedder): {e}") from e
+        if prompt_name and prompt_name not in st.prompts:
+            raise AgoraError(f"intrinsic.embedder.prompt_name={prompt_name!r} is not among the prompts of {path}: "
+                             f"{sorted(st.prompts)}")
         st.max_seq_length = max_length
         return st.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True,
-                         show_progress_bar=len(texts) > batch_size).float().cpu()
+                         prompt_name=prompt_name or None, show_progress_bar=len(texts) > batch_size).float().cpu()
+    if prompt_name:
+        prefix = _st_prompt(path, prompt_name)
+        texts = [prefix + t for t in texts]
     from transformers import AutoModel, AutoTokenizer
 
     mode = "mean"
@@ -332,7 +504,8 @@ def mean_pairwise_cosine(emb) -> float | None:
 # ---------------------------------------------------------------- reward model (optional)
 
 def reward_scores(model_path: str, rows: list[dict], *, batch_size: int = 4, max_length: int = 4096,
-                  trust_remote_code: bool = False) -> list[float | None]:
+                  trust_remote_code: bool = False, dtype: str = "float32",
+                  revision: str | None = None) -> list[float | None]:
     """The scalar a sequence-classification reward model (Skywork-Reward-Llama-3.1-8B in the paper) gives each
     (instruction, response) conversation, rendered with the reward model's own chat template; None when too long.
 
@@ -343,9 +516,12 @@ def reward_scores(model_path: str, rows: list[dict], *, batch_size: int = 4, max
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise AgoraError(f"intrinsic.reward.dtype={dtype!r} is not one of float32, bfloat16, float16")
     try:
-        tok = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code, revision=revision)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_path, trust_remote_code=trust_remote_code, revision=revision, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as e:
         raise AgoraError(f"cannot load the reward model {model_path} (intrinsic.reward.model_id): {e}") from e
     if not tok.chat_template:
@@ -378,7 +554,7 @@ def reward_scores(model_path: str, rows: list[dict], *, batch_size: int = 4, max
                 m[b, :len(ids[i])] = 1
             logits = model(input_ids=x.to(device), attention_mask=m.to(device)).logits
             for b, i in enumerate(idx):
-                out[i] = float(logits[b, 0])
+                out[i] = float(logits[b, 0].float())
     return out
 
 
@@ -409,12 +585,15 @@ def spec_of(cfg: DictConfig, data_key: str) -> dict:
         "version": VERSION,
         "data_key": data_key,
         "judge": {"provider": j.provider, "model": j.model, "endpoint": endpoint_of(j), "constrain": bool(j.constrain),
-                  "rubrics": {a: digest(rubric(d, a)) for a in ASPECTS}, "max_chars": i.judge_max_chars},
+                  "grading": asdict(grading_of(j)), "rubrics": {a: digest(rubric(d, a)) for a in ASPECTS},
+                  "prompt": digest(ABSOLUTE_SYSTEM + ABSOLUTE_PROMPT + json.dumps(DIFFICULTY_TASK) + DIGIT_SYSTEM
+                                   + json.dumps(_DIGIT_PROMPT)), "max_chars": i.judge_max_chars},
         "perplexity": {"student": OmegaConf.to_container(cfg.student, resolve=True),
                        "system_prompt": cfg.domain.system_prompt, "max_len": cfg.train.max_len},
         "embedder": {"package": e.package, "package_version": _package_version(e.package), "model_id": e.model_id,
-                     "max_length": e.max_length},
-        "reward": {"model_id": r.model_id, "max_length": r.max_length} if r.enabled else None,
+                     "revision": e.revision, "prompt_name": e.prompt_name, "max_length": e.max_length},
+        "reward": ({"model_id": r.model_id, "revision": r.revision, "dtype": r.dtype, "max_length": r.max_length}
+                   if r.enabled else None),
     }
 
 
@@ -483,7 +662,8 @@ def compute(cfg: DictConfig, store: Store, rows: list[dict], spec: dict) -> dict
     e = i.embedder
     path = embedder_path(e.package, e.model_id)
     emb = embed([r["instruction"] for r in rows] + [r["response"] for r in rows], path, batch_size=e.batch_size,
-                max_length=e.max_length, trust_remote_code=e.trust_remote_code)
+                max_length=e.max_length, trust_remote_code=e.trust_remote_code, prompt_name=e.prompt_name,
+                revision=e.revision, config_kwargs=OmegaConf.to_container(e.config_kwargs) if e.config_kwargs else None)
     timings["embed_s"] = time.perf_counter() - t
 
     metrics: dict[str, float | None] = {
@@ -500,13 +680,13 @@ def compute(cfg: DictConfig, store: Store, rows: list[dict], spec: dict) -> dict
                              "folder of a sequence-classification reward model, e.g. Skywork/Skywork-Reward-Llama-3.1-8B)")
         t = time.perf_counter()
         rewards = reward_scores(str(r.model_id), rows, batch_size=r.batch_size, max_length=r.max_length,
-                                trust_remote_code=r.trust_remote_code)
+                                trust_remote_code=r.trust_remote_code, dtype=r.dtype, revision=r.revision)
         timings["reward_s"] = time.perf_counter() - t
         metrics["reward"] = _mean(rewards)
         for ex, s in zip(per_example, rewards):
             ex["reward"] = s
-    summary = {"n": len(rows), "judge": i.judge.name, "judge_unparsed": js.unparsed, "judge_failed": js.failed,
-               "judge_truncated": js.truncated, "judge_sent": js.sent, "judge_cost_usd": round(js.cost_usd, 6),
+    summary = {"n": len(rows), "judge": i.judge.name, "judge_unparsed": js.unparsed, "judge_reasked": js.reasked,
+               "judge_failed": js.failed, "judge_truncated": js.truncated, "judge_sent": js.sent, "judge_cost_usd": round(js.cost_usd, 6),
                "judge_spent_usd": round(js.spent_usd, 6), "perplexity_too_long": sum(p is None for p in ppl),
                "seconds": {k: round(v, 2) for k, v in timings.items()}}
     return {"spec": spec, "metrics": metrics, "per_example": per_example, "summary": summary}
@@ -525,13 +705,16 @@ def run(cfg: DictConfig, store: Store, data_dir: Path, tracker: Tracker) -> dict
     manifest_path = data_dir / "manifest.json"
     if not manifest_path.is_file():
         raise AgoraError(f"{data_dir} is not a finished data cell (no manifest.json); regenerate it with generate.py")
+    j = cfg.intrinsic.judge
+    if OmegaConf.is_missing(j, "base_url") or OmegaConf.is_missing(j, "model"):
+        raise AgoraError(f"intrinsic_judge={j.name} needs the server it talks to: set intrinsic.judge.base_url="
+                         "http://HOST:PORT/v1 (and intrinsic.judge.model if the server names it differently)")
     spec = spec_of(cfg, json.loads(manifest_path.read_text())["key"])
     stored = load(data_dir)
     if stored is not None and stored["spec"] == spec:
         print(f"intrinsic: cache hit {data_dir / FILENAME}")
         result, hit = stored, 1
     else:
-        j = cfg.intrinsic.judge
         require_key(j.api_key_env, f"{j.name} (intrinsic_judge=)")   # before any model loads or money is spent
         rows = read_rows(data_dir)
         result, hit = compute(cfg, store, rows, spec), 0

@@ -456,7 +456,7 @@ def intrinsic_analysis(groups: list[dict]) -> tuple[dict | None, str | None]:
         "cells": [label(g) for g in cand], "features": features, "dropped_constant": constant,
         "explained_variance_ratio": dict(zip(names, p.explained_variance_ratio.tolist())),
         "explained_variance": dict(zip(names, p.explained_variance.tolist())),
-        "cumulative": float(p.explained_variance_ratio.sum()),
+        "cumulative": float(p.explained_variance_ratio.sum()), "note": p.note,
         "loadings": {n: dict(zip(features, c.tolist())) for n, c in zip(names, p.components)},
         "scores": p.scores.tolist(), "pgr": [g["pgr"] for g in cand], "regression": None, "regression_skipped": None}
     has = [i for i, g in enumerate(cand) if g["pgr"] is not None]
@@ -976,7 +976,8 @@ def write(r: Report, out: Path, title: str) -> Path:
         load = [{"component": k, **v} for k, v in p["loadings"].items()]
         parts += [f"<p>{len(p['cells'])} cells, features standardised (z-score, population sd): "
                   f"{e(', '.join(p['features']))}; constant and dropped: {e(', '.join(p['dropped_constant']) or 'none')}."
-                  f" {len(ev)} components explain {100 * p['cumulative']:.1f}% of the variance.</p>",
+                  f" {len(ev)} components explain {100 * p['cumulative']:.1f}% of the variance"
+                  + (f" <strong>by construction</strong>: {e(p['note'])}" if p.get("note") else ".") + "</p>",
                   _table(["component", "explained_variance", "ratio"], ev, "pca_variance"),
                   _table(["component", *p["features"]], load, "pca_loadings")]
         if p["regression"]:
