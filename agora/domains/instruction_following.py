@@ -20,6 +20,7 @@ from pathlib import Path
 
 from agora import AgoraError
 from agora.domains import check_jsonl, ifeval, pool, synthetic_if
+from agora.domains import judged   # the judged benchmarks' prompts and baselines
 
 VERSION = 1
 # The 28 general topics drawn into instruction-following instance generation: the paper's categories
@@ -195,6 +196,8 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     """
     if name == "synthetic_if":
         return synthetic_if.make_examples(limit or 1000, split=split, seed=seed)
+    if name in judged.BENCHMARKS:   # AlpacaEval / Arena-Hard: raw hub files with their baselines (judged.py)
+        return judged.load(name, source, limit, seed)
     if name not in _CONVERT:
         known = sorted(["synthetic_if", *_CONVERT])
         raise AgoraError(f"unknown instruction-following data set {name!r}; known: {known}")

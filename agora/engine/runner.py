@@ -209,6 +209,8 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
     rec = {"key": req.key, "text": c.text, "finish_reason": c.finish_reason, "input_tokens": c.input_tokens,
            "output_tokens": c.output_tokens, "latency_s": round(c.latency_s, 4), "retries": retries,
            "ts": time.time()}
+    if c.top_logprobs is not None:   # only requests that asked for them (the AlpacaEval judge's preference)
+        rec["top_logprobs"] = c.top_logprobs
     rec["cost_usd"] = ledger.record(rec, cached=False)
     cache.put(rec)
     return Result(req, rec)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
 from agora.metrics import report
@@ -48,13 +48,13 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     for bench, rows in benchmarks.items():
         prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
         outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
-        if bench in judging.JUDGED:   # AlpacaEval / Arena-Hard: the length-controlled win rate over the baseline
-            v = judging.judge(cfg.judge, store, rows, outs, max_usd=cfg.budget.max_usd, seed=cfg.seed)
-            ok = [p == 1.0 for p in v.preference]
-            accuracy[bench] = judging.lc_win_rate(v.preference, [len(o) for o in outs],
-                                                  [len(r["answer"]) for r in rows])
-            print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: raw win rate "
-                  f"{100 * sum(v.preference) / max(len(rows), 1):.1f}%, {v.unparsed} unparsed, ${v.cost_usd:.4f}")
+        if bench in judging.JUDGED:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
+            source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
+            v = judging.score(bench, cfg.judge, store, rows, outs, source=source, max_usd=cfg.budget.max_usd,
+                              seed=cfg.seed)
+            ok, accuracy[bench] = v.won, v.score
+            print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: {v.score:.1f} "
+                  + ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.details.items()))
         else:
             ok = domain.score_many(bench, outs, rows)
             accuracy[bench] = 100.0 * sum(ok) / max(len(ok), 1)

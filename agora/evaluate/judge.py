@@ -1,23 +1,42 @@
-"""Judge-based benchmarks (AlpacaEval 2, Arena-Hard): a pairwise LLM judge against a fixed baseline.
+"""Judge-based benchmarks, scored as their authors score them: AlpacaEval 2.0 and Arena-Hard-Auto v0.1.
 
-The judge is any generator option (`judge=gpt4o`, `judge=local`, ...), and its calls go through the same
-engine as generation: the durable request cache (a rerun re-judges nothing), the priced ledger and the
-dollar cap. Each pair is shown in a seeded random order so the judge's position bias cancels out.
+Why it exists: the paper's instruction-following numbers are AlpacaEval 2.0's length-controlled win rate and
+Arena-Hard's win rate against GPT-4-0314. Each has its own judge prompt, verdict format and statistic, and a
+score only means the same thing if all three are kept. The judge model is the `judge` config group (any generator
+option; `judge=gpt4_turbo` is gpt-4-1106-preview, the authors' judge for both), and its calls go through the
+generation engine: durable request cache (a rerun re-judges nothing), priced ledger and dollar cap.
 
-The score is a length-controlled win rate in the spirit of AlpacaEval 2: a logistic regression of the
-judge's preference on tanh(length difference / its spread), read off at equal length. AlpacaEval's own
-GLM also has a per-instruction difficulty term fitted across many models; with one model and one
-baseline that term cannot be fitted, so it is left out (the raw win rate is reported beside it).
+AlpacaEval 2.0 (`alpaca-eval` 0.6.6, annotator `weighted_alpaca_eval_gpt4_turbo`):
+- the prompt is the package's own template file, filled and split into chat messages by the package's helpers;
+- the judge answers one token, "m" (the first output) or "M"; the preference is read from the top-5 logprobs of
+  that token, P(second output better) = P(M) / (P(m) + P(M)), as the package's `logprob_parser` does;
+- the two outputs are shown in a random order (seeded per instruction), and mapped back;
+- the score is the length-controlled win rate of the package's GLM `length_controlled_v1`: a logistic model of
+  the preference on tanh(standardised length difference), the instruction's difficulty and a baseline term,
+  fitted together with the annotations of the authors' two "gamed" baselines (`df_gamed.csv`, regularised
+  towards them with weight 0.2), and read at zero length difference. The raw win rate is logged beside it.
+
+Arena-Hard-Auto v0.1 (lmarena/arena-hard-auto at its v0.1 release):
+- each pair is judged twice, the baseline first as "Assistant A", then swapped; the judge reasons, answers the
+  prompt itself, and ends with a verdict label [[A>>B]], [[A>B]], [[A=B]], [[B>A]] or [[B>>A]];
+- temperature 0, up to 4,096 tokens; a judgment with no label is continued once ("finish with a verdict"),
+  one with two different labels is dropped;
+- a strong verdict counts as 3 battles, a slight one as 1, a tie as half a win; the score is the Bradley–Terry
+  win rate against the baseline, with a 95% interval from 100 bootstrap resamples of the battles.
+- The judge's system prompt here is Agora's paraphrase of the original, with the same instructions in the same
+  order; `judge.arena_hard_prompt=PATH` runs any other text (for example the original's) instead.
 """
 from __future__ import annotations
 
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from agora import AgoraError
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
 from agora.engine.option import run_on_option
@@ -26,89 +45,327 @@ from agora.generate import endpoint_of
 from agora.generators import require_key
 from agora.store import Store, digest
 
-VERSION = 1
+VERSION = 2
 JUDGED = {"alpaca_eval", "arena_hard"}
-SYSTEM = ("You are a fair and careful judge of AI assistants. You compare two outputs to the same instruction "
-          "and pick the one a thoughtful user would prefer: correct, helpful, and following the instruction. "
-          "Length alone is not quality.")
-USER = ("## Instruction\n{instruction}\n\n## Output (a)\n{a}\n\n## Output (b)\n{b}\n\n"
-        "Which output is better? Answer with a single letter: a or b.")
-_VERDICT = re.compile(r"\b([ab])\b", re.IGNORECASE)
+
+# ---------------------------------------------------------------- AlpacaEval 2.0
+
+ALPACA_ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"   # AlpacaEval 2.0's default annotator
+ALPACA_BASELINE = "gpt4_1106_preview"                   # the name the package gives the baseline's outputs
+ALPACA_GLM = "length_controlled_v1"
 
 
 @dataclass
-class Verdicts:
-    preference: list[float]      # per item: 1 the model won, 0 the baseline won, 0.5 no usable verdict
-    unparsed: int
-    cost_usd: float
-    sent: int
+class Score:
+    """One judged benchmark for one model: the headline score and what it was made from."""
+    score: float                    # %: AlpacaEval's LC win rate, or Arena-Hard's win rate vs the baseline
+    won: list[bool]                 # per item, for the predictions file: did the model beat the baseline
+    details: dict = field(default_factory=dict)   # raw win rate, interval, unparsed verdicts, cost, requests
 
 
-def verdict(text: str) -> str | None:
-    m = _VERDICT.search(text.strip().lower()[:40])
-    return m.group(1).lower() if m else None
+def _alpaca_config() -> tuple[dict, str]:
+    """The annotator's configs.yaml and prompt template, as the installed alpaca-eval package ships them."""
+    from importlib.resources import files
 
+    import yaml
 
-def lc_win_rate(preference: list[float], model_len: list[int], base_len: list[int]) -> float:
-    """Win rate (%) at equal length: logistic fit of preference on tanh(length diff / std), read at 0."""
-    diffs = [m - b for m, b in zip(model_len, base_len)]
-    mean = sum(diffs) / len(diffs)
-    std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1)) or 1.0
-    x = [math.tanh(d / std) for d in diffs]
-    b0, b1 = 0.0, 0.0
-    for _ in range(50):   # Newton's method with a small ridge, so a separable table stays finite
-        g0 = g1 = 0.0
-        h00, h01, h11 = 1e-3, 0.0, 1e-3
-        for xi, yi in zip(x, preference):
-            p = 1 / (1 + math.exp(-(b0 + b1 * xi)))
-            w = p * (1 - p)
-            g0 += yi - p
-            g1 += (yi - p) * xi
-            h00 += w
-            h01 += w * xi
-            h11 += w * xi * xi
-        g0 -= 1e-3 * b0
-        g1 -= 1e-3 * b1
-        det = h00 * h11 - h01 * h01
-        d0, d1 = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
-        b0, b1 = b0 + d0, b1 + d1
-        if abs(d0) + abs(d1) < 1e-10:
-            break
-    return 100 / (1 + math.exp(-b0))
-
-
-def judge(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *, max_usd: float | None,
-          seed: int) -> Verdicts:
-    """The judge's preference for each model output over the row's baseline `answer`."""
-    j = judge_cfg
-    price = Price.from_table(OmegaConf.to_container(j.price_usd_per_mtok), j.name)
-    api_key = require_key(j.api_key_env, j.name)
-    swapped = [random.Random(f"{seed}-judge-{r['id']}").random() < 0.5 for r in rows]
-    endpoint = endpoint_of(j)
-    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=4, stop=None, response_format=None,
-                        extra_body={"grammar": 'root ::= "a" | "b"'} if j.constrain else None)
-    skey = {"judge_version": VERSION, "max_tokens": 4, "constrain": bool(j.constrain)}
-    reqs = []
-    for r, out, swap in zip(rows, outputs, swapped):
-        a, b = (r["answer"], out) if swap else (out, r["answer"])
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": USER.format(instruction=r["question"], a=a, b=b)}]
-        reqs.append(Request(request_key(endpoint=endpoint, model=j.model, messages=messages, sampling=skey,
-                                        replicate=0), messages))
-    ledger = Ledger(price, max_usd)
-    cache = RequestCache(store.requests_path(digest({"endpoint": endpoint, "model": j.model})))
     try:
-        results = run_on_option(j, reqs, sampling, cache=cache, ledger=ledger, api_key=api_key, desc=f"judge {j.name}",
-                                server_log=store.root / "judge_server.log")
-    finally:
-        cache.close()
-    prefs, unparsed = [], 0
-    for res, swap in zip(results, swapped):
-        v = verdict(res.record["text"]) if res.record else None
-        if v is None:
+        root = files("alpaca_eval") / "evaluators_configs"
+    except ModuleNotFoundError:
+        raise AgoraError("AlpacaEval is scored with the alpaca-eval package: pip install alpaca-eval==0.6.6") from None
+    config = yaml.safe_load((root / ALPACA_ANNOTATOR / "configs.yaml").read_text())[ALPACA_ANNOTATOR]
+    return config, (root / config["prompt_template"]).read_text()
+
+
+def alpaca_messages(template: str, instruction: str, output_1: str, output_2: str) -> list[dict]:
+    """The judge's chat messages for one pair, made by the package's own helpers."""
+    import pandas as pd
+    from alpaca_eval.utils import make_prompts, prompt_to_chatml
+
+    df = pd.DataFrame([{"instruction": instruction, "output_1": output_1, "output_2": output_2}])
+    prompts, _ = make_prompts(df, template)
+    return prompt_to_chatml(prompts[0])
+
+
+def alpaca_preference(record: dict | None) -> float | None:
+    """1..2 in the order shown (2: the second output is better), from the first token's logprobs; else from its
+    text ("m" 1, "M" 2) when the server returned no logprobs; None when neither says anything."""
+    if not record:
+        return None
+    top = {t["token"]: t["logprob"] for t in record.get("top_logprobs") or [] if t["token"] in ("m", "M")}
+    if top:
+        p_m, p_big = (math.exp(top.get(t, -math.inf)) for t in ("m", "M"))
+        return 1.0 + p_big / (p_m + p_big)
+    text = record["text"].strip()
+    return {"m": 1.0, "M": 2.0}.get(text[:1]) if text else None
+
+
+def alpaca_annotations(rows: list[dict], outputs: list[str], prefs: list[float | None]) -> list[dict]:
+    """Rows in the package's annotation format: output_1 the baseline, output_2 the model, `index` the prompt's
+    position among AlpacaEval's 805 (its key into the instruction difficulties)."""
+    return [{"instruction": r["question"], "output_1": r["answer"], "output_2": o, "preference": p,
+             "index": r["index"], "generator_1": ALPACA_BASELINE, "generator_2": "model", "annotator": ALPACA_ANNOTATOR}
+            for r, o, p in zip(rows, outputs, prefs)]
+
+
+def lc_win_rate(annotations: list[dict], df_gamed) -> dict[str, float]:
+    """AlpacaEval 2.0's metrics for one model: `win_rate` and `length_controlled_winrate` (%), and more.
+
+    The same computation as `alpaca_eval.metrics.glm_winrate.get_length_controlled_winrate` (GLM
+    `length_controlled_v1`), with the gamed-baseline annotations passed in (`df_gamed`, a DataFrame of the hub's
+    df_gamed.csv) instead of downloaded, and no weights written into the package's folder.
+    """
+    import pandas as pd
+    from alpaca_eval.metrics import glm_winrate as glm
+    from alpaca_eval.metrics.winrate import get_winrate
+
+    info = glm.GLM_INFO[ALPACA_GLM]
+    metrics = get_winrate(annotations)
+    df = pd.DataFrame(annotations).reset_index()
+    gamed = df_gamed.drop(columns=["model"])
+    difficulty = gamed.drop_duplicates("index")["instruction_difficulty"]
+    delta = df["output_1"].str.len() - df["output_2"].str.len()
+    x = df[["preference", "index"]].copy()
+    x["std_delta_len"] = delta / delta.std()
+    x["preference"] = x["preference"].astype(float).replace({0.0: 1.5}) - 1
+    x["instruction_difficulty"] = x["index"].transform(lambda i: difficulty[i])
+    x["not_gamed_baseline"] = True
+    test = x[["instruction_difficulty", "not_gamed_baseline"]].copy()
+    test["std_delta_len"] = 0
+    both = pd.concat([gamed, x], axis=0)
+    train, test = glm.make_dmatrix_for_model(both, test, formula=info["formula"])
+    weight = both["not_gamed_baseline"].astype(float) + (
+        info["regularize_to_baseline_lambda"] * (~both["not_gamed_baseline"])).astype(float) / 2
+    keep = train["preference"].notna()
+    model = glm.fit_LogisticRegressionCV(train[keep], "preference", is_ytrue_proba=True,
+                                         sample_weight=weight[keep], **info["kwargs"])
+    predicted = model.predict_proba(test)[:, 1]
+    metrics["length_controlled_winrate"] = predicted.mean() * 100
+    metrics["lc_standard_error"] = pd.Series(predicted).sem() * 100
+    return metrics
+
+
+def load_df_gamed(source: dict):
+    """AlpacaEval's df_gamed.csv (instruction difficulties and the gamed baselines' annotations): `glm_local`, or
+    the hub file at `revision`."""
+    import pandas as pd
+
+    if source.get("glm_local"):
+        path = Path(str(source["glm_local"])).expanduser()
+        if not path.is_file():
+            raise AgoraError(f"domain.sources.alpaca_eval.glm_local={path}: no such file (AlpacaEval's df_gamed.csv)")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(repo_id=source["hub"], filename=source["glm_file"], repo_type="dataset",
+                                   revision=source.get("revision"))
+        except Exception as e:
+            raise AgoraError(f"could not download {source['glm_file']} of {source['hub']} ({type(e).__name__}: {e}); "
+                             f"offline, set domain.sources.alpaca_eval.glm_local=/path/to/df_gamed.csv") from e
+    df = pd.read_csv(path)
+    missing = {"model", "index", "preference", "std_delta_len", "instruction_difficulty",
+               "not_gamed_baseline"} - set(df.columns)
+    if missing:
+        raise AgoraError(f"{path}: not AlpacaEval's df_gamed.csv (no columns {sorted(missing)})")
+    return df
+
+
+# ---------------------------------------------------------------- Arena-Hard-Auto v0.1
+
+ARENA_SYSTEM = (
+    "You are an impartial judge of two AI assistants' responses to the user prompt shown below: assistant A's "
+    "answer and assistant B's answer. Decide which of the two is better.\n\n"
+    "First write your own answer to the prompt. Do this before you judge either assistant's answer.\n\n"
+    "Then compare both assistants' answers with yours, and point out and correct any mistakes or inaccurate "
+    "information.\n\n"
+    "Next, judge whether each answer is helpful, relevant and concise. Helpful: it correctly responds to the prompt "
+    "or follows the instructions. Where the prompt is ambiguous or open to more than one reading, asking the user "
+    "for clarification or more information is more helpful and appropriate than answering on assumptions. "
+    "Relevant: every part of the answer is connected or appropriate to what was asked. Concise: clear, and not "
+    "verbose or excessive.\n\n"
+    "Then weigh creativity and novelty where the prompt calls for them. Finally, note any important information "
+    "missing from the assistants' answers that would help in responding to the user prompt.\n\n"
+    "After your explanation, output exactly one of these labels as your final verdict:\n\n"
+    "1. Assistant A is significantly better: [[A>>B]]\n"
+    "2. Assistant A is slightly better: [[A>B]]\n"
+    "3. Tie, relatively the same: [[A=B]]\n"
+    "4. Assistant B is slightly better: [[B>A]]\n"
+    "5. Assistant B is significantly better: [[B>>A]]\n\n"
+    "Example output: \"My final verdict is tie: [[A=B]]\".")
+ARENA_USER = ("<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n{answer_a}\n"
+              "<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n"
+              "<|The End of Assistant B's Answer|>")
+ARENA_CONTINUE = "Continue your judgment and end it with a final verdict label."
+ARENA_LABEL = re.compile(r"\[\[([AB<>=]+)\]\]")
+ARENA_MAX_TOKENS, ARENA_ATTEMPTS, ARENA_STRONG_WEIGHT, ARENA_ROUNDS = 4096, 2, 3, 100
+# What a label says about the model, when it is assistant B (game 1) or assistant A (game 2): (outcome, battles)
+_AS_B = {"A>>B": (0.0, 3), "A>B": (0.0, 1), "A=B": (0.5, 1), "B>A": (1.0, 1), "B>>A": (1.0, 3)}
+_AS_A = {"A>>B": (1.0, 3), "A>B": (1.0, 1), "A=B": (0.5, 1), "B>A": (0.0, 1), "B>>A": (0.0, 3)}
+
+
+def arena_label(judgment: str) -> tuple[str | None, bool]:
+    """(label, ask again): no label asks for a continuation; two different labels are no verdict."""
+    labels = {m.strip("\n") for m in ARENA_LABEL.findall(judgment) if m}
+    if not labels:
+        return None, True
+    return (labels.pop(), False) if len(labels) == 1 else (None, False)
+
+
+def arena_battles(labels: list[tuple[str | None, str | None]]) -> list[float]:
+    """Battle outcomes for the model (1 win, 0.5 tie, 0 loss) from (game 1, game 2) labels: the baseline is
+    assistant A in game 1 and assistant B in game 2. A strong verdict is `ARENA_STRONG_WEIGHT` battles."""
+    out: list[float] = []
+    for first, second in labels:
+        for label, table in ((first, _AS_B), (second, _AS_A)):
+            if label in table:
+                outcome, n = table[label]
+                out += [outcome] * (ARENA_STRONG_WEIGHT if n == 3 else 1)
+    return out
+
+
+def bradley_terry_win_rate(battles: list[float]) -> float:
+    """The model's Bradley–Terry win probability (%) against the baseline, fitted to the battles.
+
+    With two players the maximum-likelihood strength difference d solves sigmoid(d) = mean outcome (a tie counts
+    as one win and one loss, as arena-hard-auto encodes it), so the fitted win rate is that mean; all wins -> 100.
+    """
+    if not battles:
+        return float("nan")
+    return 100.0 * sum(battles) / len(battles)
+
+
+def bootstrap_interval(battles: list[float], *, rounds: int = ARENA_ROUNDS, seed: int = 42) -> tuple[float, float]:
+    """95% interval (2.5th and 97.5th percentiles) of the win rate over `rounds` resamples of the battles."""
+    if not battles:
+        return float("nan"), float("nan")
+    rng = random.Random(seed)
+    rates = sorted(bradley_terry_win_rate(rng.choices(battles, k=len(battles))) for _ in range(rounds))
+
+    def pct(q: float) -> float:   # linear interpolation, as numpy.percentile
+        pos = q / 100 * (len(rates) - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return rates[lo] + (rates[hi] - rates[lo]) * (pos - lo)
+
+    return pct(2.5), pct(97.5)
+
+
+def arena_system_prompt(judge_cfg: DictConfig) -> str:
+    path = judge_cfg.get("arena_hard_prompt")
+    if not path:
+        return ARENA_SYSTEM
+    p = Path(str(path)).expanduser()
+    if not p.is_file():
+        raise AgoraError(f"judge.arena_hard_prompt={path}: no such file (the judge's system prompt as plain text)")
+    return p.read_text()
+
+
+# ---------------------------------------------------------------- running the judge
+
+class _Judge:
+    """One judge option bound to a store: sends chat requests through the engine, one ledger for the benchmark."""
+
+    def __init__(self, judge_cfg: DictConfig, store: Store, max_usd: float | None):
+        self.cfg, self.store = judge_cfg, store
+        self.api_key = require_key(judge_cfg.api_key_env, judge_cfg.name)
+        self.ledger = Ledger(Price.from_table(OmegaConf.to_container(judge_cfg.price_usd_per_mtok), judge_cfg.name),
+                             max_usd)
+        self.endpoint = endpoint_of(judge_cfg)
+
+    def run(self, conversations: list[list[dict]], sampling: Sampling, skey: dict, desc: str) -> list[dict | None]:
+        j = self.cfg
+        reqs = [Request(request_key(endpoint=self.endpoint, model=j.model, messages=m, sampling=skey, replicate=0), m)
+                for m in conversations]
+        cache = RequestCache(self.store.requests_path(digest({"endpoint": self.endpoint, "model": j.model})))
+        try:
+            results = run_on_option(j, reqs, sampling, cache=cache, ledger=self.ledger, api_key=self.api_key,
+                                    desc=desc, server_log=self.store.root / "judge_server.log")
+        finally:
+            cache.close()
+        return [r.record for r in results]
+
+    def totals(self) -> dict:
+        t = self.ledger.totals
+        return {"cost_usd": t.cost_usd, "sent": t.sent}
+
+
+def judge_alpaca_eval(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
+                      source: dict, max_usd: float | None, seed: int) -> Score:
+    config, template = _alpaca_config()
+    kw = config["completions_kwargs"]
+    j = _Judge(judge_cfg, store, max_usd)
+    swapped = [random.Random(f"{seed}-alpaca-{r['id']}").random() < 0.5 for r in rows]
+    conversations = [alpaca_messages(template, r["question"], *((o, r["answer"]) if s else (r["answer"], o)))
+                     for r, o, s in zip(rows, outputs, swapped)]
+    extra = {"logprobs": bool(kw.get("logprobs")), "top_logprobs": int(kw.get("top_logprobs") or 5)}
+    if judge_cfg.constrain:   # the embedded smoke judge: a grammar keeps it to the two identifiers
+        extra["grammar"] = 'root ::= "m" | "M"'
+    sampling = Sampling(temperature=float(kw["temperature"]), top_p=1.0, max_tokens=int(kw["max_tokens"]),
+                        stop=None, response_format=None, extra_body=extra)
+    skey = {"judge": f"alpaca_eval:{ALPACA_ANNOTATOR}", "judge_version": VERSION, "extra": extra,
+            "temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
+    records = j.run(conversations, sampling, skey, f"judge {judge_cfg.name} alpaca_eval")
+    prefs, unparsed, no_logprobs = [], 0, 0
+    for rec, s in zip(records, swapped):
+        p = alpaca_preference(rec)
+        if p is None:
             unparsed += 1
-            prefs.append(0.5)
-        else:
-            model_won = (v == "b") if swap else (v == "a")
-            prefs.append(1.0 if model_won else 0.0)
-    return Verdicts(prefs, unparsed, ledger.totals.cost_usd, ledger.totals.sent)
+        elif s:
+            p = 3.0 - p   # shown as (model, baseline): back to (baseline, model)
+        no_logprobs += bool(rec and p is not None and not rec.get("top_logprobs"))
+        prefs.append(p)
+    metrics = lc_win_rate(alpaca_annotations(rows, outputs, prefs), load_df_gamed(source))
+    details = {"win_rate": float(metrics["win_rate"]), "lc_standard_error": float(metrics["lc_standard_error"]),
+               "unparsed": unparsed, "no_logprobs": no_logprobs, **j.totals()}
+    return Score(float(metrics["length_controlled_winrate"]), [p is not None and p > 1.5 for p in prefs], details)
+
+
+def judge_arena_hard(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
+                     max_usd: float | None, seed: int) -> Score:
+    j = _Judge(judge_cfg, store, max_usd)
+    system = arena_system_prompt(judge_cfg)
+    extra = {"grammar": 'root ::= "My final verdict is: [[" ("A>>B" | "A>B" | "A=B" | "B>A" | "B>>A") "]]"'} \
+        if judge_cfg.constrain else None   # the embedded smoke judge cannot write a judgment; it gives a label
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=ARENA_MAX_TOKENS, stop=None, response_format=None,
+                        extra_body=extra)
+    skey = {"judge": "arena_hard:v0.1", "judge_version": VERSION, "system": digest(system), "extra": extra,
+            "max_tokens": ARENA_MAX_TOKENS}
+    games = []   # per row: game 1 (baseline is A), game 2 (model is A)
+    for r, o in zip(rows, outputs):
+        for a, b in ((r["answer"], o), (o, r["answer"])):
+            games.append([{"role": "system", "content": system},
+                          {"role": "user", "content": ARENA_USER.format(question=r["question"], answer_a=a, answer_b=b)}])
+    judgments = [""] * len(games)
+    pending = list(range(len(games)))
+    for attempt in range(ARENA_ATTEMPTS):
+        records = j.run([games[i] for i in pending], sampling, skey, f"judge {judge_cfg.name} arena_hard")
+        again = []
+        for i, rec in zip(pending, records):
+            if rec is None:
+                continue
+            judgments[i] += "\n" + rec["text"]
+            if arena_label(judgments[i])[1] and attempt + 1 < ARENA_ATTEMPTS:
+                games[i] = games[i] + [{"role": "assistant", "content": rec["text"]},
+                                       {"role": "user", "content": ARENA_CONTINUE}]
+                again.append(i)
+        pending = again
+        if not pending:
+            break
+    labels = [arena_label(t)[0] if t else None for t in judgments]
+    pairs = list(zip(labels[0::2], labels[1::2]))
+    battles = arena_battles(pairs)
+    lo, hi = bootstrap_interval(battles, seed=seed)
+    won = [sum(v) / len(v) > 0.5 if (v := arena_battles([p])) else False for p in pairs]
+    details = {"ci_low": lo, "ci_high": hi, "battles": len(battles), "unparsed": sum(x is None for x in labels),
+               **j.totals()}
+    return Score(bradley_terry_win_rate(battles), won, details)
+
+
+def score(benchmark: str, judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
+          source: dict, max_usd: float | None, seed: int) -> Score:
+    """The benchmark's headline score for one model's outputs, judged against the rows' baseline `answer`s."""
+    if benchmark == "alpaca_eval":
+        return judge_alpaca_eval(judge_cfg, store, rows, outputs, source=source, max_usd=max_usd, seed=seed)
+    if benchmark == "arena_hard":
+        return judge_arena_hard(judge_cfg, store, rows, outputs, max_usd=max_usd, seed=seed)
+    raise AgoraError(f"no judge for benchmark {benchmark!r}; judged: {sorted(JUDGED)}")

@@ -18,6 +18,7 @@ class Completion:
     input_tokens: int
     output_tokens: int
     latency_s: float
+    top_logprobs: list[dict] | None = None   # the first token's alternatives, when the request asked for logprobs
 
 
 class PermanentError(Exception):

@@ -40,10 +40,14 @@ def parse_chat(data: dict, latency_s: float) -> Completion:
     try:
         choice = data["choices"][0]
         usage = data.get("usage") or {}
+        tokens = (choice.get("logprobs") or {}).get("content") or []   # present when the body asked for logprobs
+        top = [{"token": t["token"], "logprob": t["logprob"]} for t in tokens[0].get("top_logprobs") or []] \
+            if tokens else None
         return Completion(text=(choice.get("message") or {}).get("content") or "",
                           finish_reason=choice.get("finish_reason") or "unknown",
                           input_tokens=int(usage.get("prompt_tokens") or 0),
-                          output_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency_s)
+                          output_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency_s,
+                          top_logprobs=top)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise TransientError(f"malformed response: {type(e).__name__}: {e}") from e
 
