@@ -1,7 +1,17 @@
 """Modes: how a meta-prompt is built from seeds and how the generator's reply is parsed back.
 
 A mode is a module with `build(...)` and `parse(...)`; prompt templates live in `prompts/` as
-`<domain>_<mode>.txt`, each with a version that is stamped into every generated row.
+`<domain>_<mode>.txt`, each with a version that is stamped into every generated row (`mode.template=PATH` runs
+another file; its sha256 is in the data key).
+
+The templates follow the structure of the paper's meta-prompts (neulab/data-agora), in Agora's own words: IG has
+sections for guidelines, input, output and format requirements, then numbered demonstrations and the open new
+instance, a drawn theme (and opening word in instruction following), and asks for something harder than the
+demonstrations; RG shows `INPUT:` and an open `OUTPUT:`; QE refines a pair into `Revised Question:`/`Revised Answer:`.
+Where they differ from the original on purpose: math asks for one checkable value and never a proof (the original
+let proofs end in `[RESULT] Q.E.D. [/RESULT]`, which no benchmark can score); the opening words are Agora's own
+list; the JSON variant is the free-form content with the output asked for as one JSON object and its schema (the
+original's JSON files are a shorter, different prompt), which is what the paper describes.
 """
 from __future__ import annotations
 
