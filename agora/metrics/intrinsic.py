@@ -406,6 +406,10 @@ def _st_modules(path: str) -> list[dict]:
     return json.loads(f.read_text()) if f.is_file() else []
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
 def _st_prompt(path: str, prompt_name: str) -> str:
     """The text a sentence-transformers folder's `prompt_name` prepends (config_sentence_transformers.json)."""
     f = Path(path) / "config_sentence_transformers.json"
@@ -444,7 +448,7 @@ def embed(texts: list[str], path: str, *, batch_size: int = 64, max_length: int 
             st = SentenceTransformer(path, device=str(_device()), trust_remote_code=trust_remote_code,
                                      revision=revision, config_kwargs=config_kwargs or None)
         except (OSError, ValueError) as e:
-            raise AgoraError(f"cannot load the embedding model {path} (intrinsic.embedder): {e}") from e
+            raise AgoraError(f"cannot load the embedding model {path} (intrinsic.embedder): {_one_line(e)}") from e
         if prompt_name and prompt_name not in st.prompts:
             raise AgoraError(f"intrinsic.embedder.prompt_name={prompt_name!r} is not among the prompts of {path}: "
                              f"{sorted(st.prompts)}")
@@ -523,7 +527,7 @@ def reward_scores(model_path: str, rows: list[dict], *, batch_size: int = 4, max
         model = AutoModelForSequenceClassification.from_pretrained(
             model_path, trust_remote_code=trust_remote_code, revision=revision, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as e:
-        raise AgoraError(f"cannot load the reward model {model_path} (intrinsic.reward.model_id): {e}") from e
+        raise AgoraError(f"cannot load the reward model {model_path} (intrinsic.reward.model_id): {_one_line(e)}") from e
     if not tok.chat_template:
         raise AgoraError(f"the reward model's tokenizer at {model_path} has no chat_template; it scores chats")
     if model.config.num_labels != 1:
