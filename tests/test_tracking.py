@@ -26,7 +26,7 @@ def test_secret_values_reads_every_option_that_names_a_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY + "-anthropic")
     assert tracking.secret_values(cfg) == {KEY, KEY + "-anthropic"}
-    assert tracking.secret_values(compose_cfg("generate")) == {KEY}      # the default judge is gpt4o
+    assert tracking.secret_values(compose_cfg("generate")) == {KEY}      # the default judge is gpt4_turbo (OPENAI_API_KEY)
     assert tracking.secret_values(compose_cfg("generate", ["judge=local"])) == set()   # local options name no key
 
 

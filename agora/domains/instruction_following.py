@@ -101,23 +101,8 @@ def is_general(row: dict) -> bool:
     return pool.webinstruct_part(row["question"], row.get("source", "")) == "general"
 
 
-def _from_alpaca_eval(i: int, r: dict) -> dict:
-    """An AlpacaEval prompt; `answer` is the baseline's output the judge compares against."""
-    return {"id": f"alpaca-{i}", "question": r["instruction"], "solution": "", "answer": r["output"],
-            "baseline": r.get("generator", "")}
-
-
-def _from_arena_hard(i: int, r: dict) -> dict:
-    """An Arena-Hard question with the baseline answer the judge compares against (`prompt` + `baseline`, or the
-    hub's `turns` + `baseline_answer`; point `domain.sources.arena_hard.local` at a JSONL of either shape)."""
-    q = r.get("prompt") or r["turns"][0]["content"]
-    return {"id": f"arena-{r.get('question_id', i)}", "question": q, "solution": "",
-            "answer": r.get("baseline") or r["baseline_answer"]}
-
-
 _CONVERT = {"lima": _from_lima, "magpie_pro": _from_magpie, "webinstruct_general": _from_webinstruct,
-            "ifeval": _from_ifeval, "ifbench": _from_ifbench, "alpaca_eval": _from_alpaca_eval,
-            "arena_hard": _from_arena_hard}
+            "ifeval": _from_ifeval, "ifbench": _from_ifbench}   # alpaca_eval, arena_hard: judged.py
 
 
 def _local_files(local: str, name: str, split: str) -> list[Path]:
@@ -199,7 +184,7 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     if name in judged.BENCHMARKS:   # AlpacaEval / Arena-Hard: raw hub files with their baselines (judged.py)
         return judged.load(name, source, limit, seed)
     if name not in _CONVERT:
-        known = sorted(["synthetic_if", *_CONVERT])
+        known = sorted(["synthetic_if", *_CONVERT, *judged.BENCHMARKS])
         raise AgoraError(f"unknown instruction-following data set {name!r}; known: {known}")
     ds = _load_rows(name, split, source)
     order = range(len(ds)) if limit is None else random.Random(seed).sample(range(len(ds)), len(ds))
