@@ -297,11 +297,13 @@ def judge_alpaca_eval(judge_cfg: DictConfig, store: Store, rows: list[dict], out
     swapped = [random.Random(f"{seed}-alpaca-{r['id']}").random() < 0.5 for r in rows]
     conversations = [alpaca_messages(template, r["question"], *((o, r["answer"]) if s else (r["answer"], o)))
                      for r, o, s in zip(rows, outputs, swapped)]
-    extra = {"logprobs": bool(kw.get("logprobs")), "top_logprobs": int(kw.get("top_logprobs") or 5)}
+    # Logprobs exist on the OpenAI protocol only; another provider's judge (Anthropic) is read from its one token.
+    extra = {"logprobs": bool(kw.get("logprobs")), "top_logprobs": int(kw.get("top_logprobs") or 5)} \
+        if judge_cfg.provider == "openai" else {}
     if judge_cfg.constrain:   # the embedded smoke judge: a grammar keeps it to the two identifiers
         extra["grammar"] = 'root ::= "m" | "M"'
     sampling = Sampling(temperature=float(kw["temperature"]), top_p=1.0, max_tokens=int(kw["max_tokens"]),
-                        stop=None, response_format=None, extra_body=extra)
+                        stop=None, response_format=None, extra_body=extra or None)
     skey = {"judge": f"alpaca_eval:{ALPACA_ANNOTATOR}", "judge_version": VERSION, "extra": extra,
             "temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
     records = j.run(conversations, sampling, skey, f"judge {judge_cfg.name} alpaca_eval")
