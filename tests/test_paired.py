@@ -26,6 +26,7 @@ from agora.store import read_jsonl
 from agora.tracking import FileTracker
 from conftest import compose_cfg
 from faultproxy import FaultProxy
+from pricedserver import PricedServer
 from test_report import Page, column
 
 N = 4
@@ -167,3 +168,29 @@ def test_the_report_shows_the_overlap(paired, tmp_path):
     assert [(g["generator"], g["rows"], g["not_shared"]) for g in ov["per_generator"]] == [("gen_a", 3, 1),
                                                                                           ("gen_b", 2, 0)]
     assert column(page, "overlap", "overlap_pct") == ["66.67"]
+
+
+def test_a_dollar_budget_answers_a_prefix_of_the_pool(tmp_path, monkeypatch):
+    """budget=usd: the volume follows the dollars, and the instructions are still the pool's first ones in order, less
+    any given up (instruction 1 here, every time), which is recorded and followed by more of the pool. A priced
+    loopback server stands in for gpt-4o (128 tokens at most, so that the cap, which keeps one worst case in reserve,
+    lets 95% of the 0.1 USD be spent: about 70 answers)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-agora-paired-NOT-A-KEY")
+    store = tmp_path / "store"
+    args = ["generator=gpt4o", "generator.limits.tpm=null", "generator.sampling.max_tokens=128", "budget=usd",
+            "budget.usd=0.1", "budget.data=embedded",
+            "mode=response_generation", "tracking=none", f"store_dir={store}"]
+    pool = load_seeds(compose_cfg("generate", args))[0]
+    with PricedServer(latency_s=0.05) as srv:
+        g = garbler([s["question"] for s in pool], set(), {1})
+        with FaultProxy(srv.url, garble=g) as proxy:
+            cfg = compose_cfg("generate", [*args, f"generator.base_url={proxy.url}"])
+            check_cell(cfg)
+            run(cfg, FileTracker(tmp_path / "tracking", set()))
+    (manifest,) = (store / "data").rglob("manifest.json")
+    s = json.loads(manifest.read_text())["summary"]
+    kept = [r["seed_id"] for r in read_jsonl(manifest.parent / "data.jsonl")]
+    given_up = [d["seed_id"] for d in read_jsonl(manifest.parent / "dropped.jsonl") if d.get("given_up")]
+    assert 0.95 * 0.1 <= s["cost_usd"] <= 0.1 and 20 <= len(kept) < len(pool), s
+    assert given_up == [pool[1]["id"]] and g.seen[1] == 2 and s["instructions_given_up"] == 1   # budget=usd: 2 tries
+    assert kept == [p["id"] for p in pool[:len(kept) + 1] if p["id"] != pool[1]["id"]]
