@@ -120,14 +120,14 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                     cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
-    fmt = cfg.prompt_format.name
+    fmt = cfg.prompt_format.style
+    rf, extra = sampling_fields(fmt, cfg.prompt_format.response_format, mode, cfg.domain.name, provider=g.provider,
+                                constrain=bool(g.constrain))
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
-                 list(g.sampling.stop) if g.sampling.stop else None,
-                 response_format(cfg.prompt_format.response_format, mode.JSON_KEYS),
-                 extra_body=mode.constraint(fmt, cfg.domain.name) if g.constrain else None)
+                 list(g.sampling.stop) if g.sampling.stop else None, rf, extra_body=extra)
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}
-    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version")}
+    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
     factor = cfg.budget.max_attempts_factor
     limits = limits_of(g)
     # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
@@ -143,7 +143,7 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
     def request(j: int, attempt: int | None = None) -> Request:
         """The request for position j; `attempt` (paired modes) is the how-many-th try of j's instruction."""
         messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
-                                    seed=cfg.seed, **mode_kw)
+                                    openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
         key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages, sampling=sampling_key,
                           replicate=j if attempt is None else replicate_of(j, attempt))
         return Request(key, messages, {"index": j, **meta, **({} if attempt is None else {"attempt": attempt})})
@@ -349,8 +349,15 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         api_key = require_key(g.api_key_env, g.name)  # before anything is spent
     seeds, overlap = load_seeds(cfg)
     n, plan = plan_volume(cfg, price, seeds)
-    print(f"generate {cell.name}: {plan}; {len(seeds)} seeds ({overlap} dropped as benchmark overlap)")
+    print(f"generate {cell.name}: {plan}; {len(seeds)} seeds ({overlap} dropped: benchmark overlap or too long)")
     if cfg.dry_run:   # sends nothing, so it needs no key: a user sees the cost before buying one
+        est = _preflight(cfg, seeds, template, price, n)
+        print(f"generate {cell.name}: pre-flight estimate {est.requests} requests, {est.input_tokens:,} tokens in + "
+              f"{est.output_tokens:,} out = ${est.cost_usd:,.2f} at {g.name}'s prices ({price.as_of})")
+        tracker.summary({f"plan/{k}": v for k, v in est.as_dict().items()})
+        if est.cost_usd > cfg.budget.max_usd:
+            print(f"generate {cell.name}: the estimate is over budget.max_usd=${cfg.budget.max_usd}; a real run "
+                  "would stop at that cap and commit nothing")
         if g.api_key_env and not os.environ.get(g.api_key_env):
             print(f"generate {cell.name}: dry run; ${g.api_key_env} is not set, and a real run will need it")
         return None
@@ -430,6 +437,23 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                      **{f"gen/dropped/{k}": v for k, v in reasons.items()}})
     tracker.table("gen/samples", [{"instruction": r["instruction"], "response": r["response"]} for r in rows[:50]])
     return float(len(rows))
+
+
+def _preflight(cfg: DictConfig, seeds: list[dict], template, price: Price, n: int):
+    """The cell's cost before anything is sent: its first prompts rendered for real, scaled to `n` (agora/estimate.py)."""
+    from agora.estimate import preflight, reply_chars
+
+    mode, domain = get_mode(cfg.mode.name), get_domain(cfg.domain.name)
+    mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
+    k = min(n, 64)
+    prompts, replies = [], []
+    for j in range(k):
+        messages, meta = mode.build(j, seeds, [], template=template, fmt=cfg.prompt_format.style, themes=domain.THEMES,
+                                    openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
+        prompts.append(messages)
+        row = next((s for s in seeds if s["id"] == meta.get("seed_id")), seeds[j % len(seeds)])
+        replies.append(reply_chars(cfg.mode.name, row, cfg.generator.sampling.max_tokens))
+    return preflight(prompts, replies, n, price, batch=bool(cfg.generator.batch))
 
 
 def _run_dir() -> Path:
