@@ -70,20 +70,23 @@ def test_labels_are_the_response_and_end_of_turn_only(tokenizer, system):
     assert len(ex["input_ids"]) == len(ex["labels"]) == len(ex["attention_mask"])
 
 
-def test_masking_falls_back_when_the_prompt_is_not_a_token_prefix(tokenizer):
-    # A generation prompt that ends in a space: " Sure" merges across the boundary, so the
-    # prompt's own tokens are not a prefix of the full rendering's; the template also trims.
+@pytest.mark.parametrize("generation_prompt", ["<|im_start|>assistant ", "<|im_start|>assistant\n"])
+def test_masking_when_the_prompt_is_not_a_token_prefix(tokenizer, generation_prompt):
+    # "assistant ": " Sure" would merge across the boundary if the whole were tokenised at once; the prompt is
+    # tokenised apart, so its ids stay those evaluation prompts with (tests/test_chat_format.py).
+    # "assistant\n": the template renders the prompt differently on its own, so the response is found in the text.
     tok = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     tok.chat_template = (
         "{% for m in messages %}{% if m['role'] == 'assistant' %}"
         "{{ '<|im_start|>assistant ' + m['content'] | trim + '<|im_end|>\n' }}"
         "{% else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<|im_start|>assistant ' }}{% endif %}"
+        "{% if add_generation_prompt %}{{ '" + generation_prompt.replace("\n", "\\n") + "' }}{% endif %}"
     )
     prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith(generation_prompt)
     prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     ex = encode_example(tok, "hi", "  Sure, here it is.  ", None, max_len=512)
-    assert ex["input_ids"][: len(prompt_ids)] != prompt_ids  # the fallback path is exercised
+    assert (ex["input_ids"][: len(prompt_ids)] == prompt_ids) == generation_prompt.endswith(" ")
     assert tok.decode(_learned(ex)).strip() == "Sure, here it is." + EOT
     assert all(lab == IGNORE_INDEX for lab in ex["labels"][: len(prompt_ids) - 1])
 

@@ -3,7 +3,8 @@
 The paper trains with the loss on response tokens only. Each example is rendered by `agora.chat.render` (the
 rendering evaluation and perplexity use too) once as a whole conversation and once as the prompt alone (with the
 generation prompt, exactly what evaluation feeds to generate); the prompt's tokens get label -100, and the
-response plus the end-of-turn token that closes it are learned.
+response plus the end-of-turn token that closes it are learned. The prompt and the response are tokenised apart, so
+the prompt ids are the evaluation prompt ids even where a BPE merge would join them across the boundary.
 Whatever the template puts after the end-of-turn token (SmolLM2's trailing newline) is masked
 too: the model stops generating at that token, so nothing after it is ever sampled.
 
@@ -56,13 +57,23 @@ def _encode(tokenizer: PreTrainedTokenizerBase, instruction: str, response: str,
     full_text = render(tokenizer, instruction, system, response)
     prompt_text = render(tokenizer, instruction, system)   # what evaluation feeds to generate
     # The template writes its own special tokens (BOS included) into the text.
-    enc = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids: list[int] = enc["input_ids"]
+    if full_text.startswith(prompt_text):
+        # The prompt and the rest are tokenised apart, as at generation: the prompt's ids are exactly the ids
+        # evaluation gives the model, and the response's are the ones it would produce after them. Tokenised whole,
+        # a BPE merge across the boundary would train on other prompt ids than evaluation uses (Llama-3's header
+        # "\n\n" before "In" gives two tokens in SmolLM2's vocabulary, one alone).
+        head = tokenizer(prompt_text, add_special_tokens=False, return_offsets_mapping=True)
+        tail = tokenizer(full_text[len(prompt_text):], add_special_tokens=False, return_offsets_mapping=True)
+        input_ids: list[int] = head["input_ids"] + tail["input_ids"]
+        n = len(prompt_text)
+        offsets: list[tuple[int, int]] = head["offset_mapping"] + [(a + n, b + n) for a, b in tail["offset_mapping"]]
+        start = len(head["input_ids"])
+    else:   # the template renders the prompt differently on its own: find the response in the whole
+        enc = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
+        input_ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        start = _response_start(tokenizer, input_ids, offsets, full_text, prompt_text, response)
     if len(input_ids) > max_len and not truncate:
         return None, False
-    offsets: list[tuple[int, int]] = enc["offset_mapping"]
-
-    start = _response_start(tokenizer, input_ids, offsets, full_text, prompt_text, response)
     end = _response_end(tokenizer, input_ids, offsets, full_text, start, response)
     labels = [IGNORE_INDEX] * len(input_ids)
     labels[start:end] = input_ids[start:end]
@@ -81,22 +92,18 @@ def _response_start(
     prompt_text: str,
     response: str,
 ) -> int:
-    """Index of the first learned token: the first one after the rendered prompt."""
+    """Index of the first learned token when the rendered prompt is not a prefix of the whole conversation."""
     prompt_ids = token_ids(tokenizer, prompt_text)
     if input_ids[: len(prompt_ids)] == prompt_ids:
         return len(prompt_ids)
-    # The tokeniser merged across the boundary, or the template renders the prompt differently
-    # on its own: find the boundary in characters and take the first token that reaches past it.
-    if full_text.startswith(prompt_text):
-        boundary = len(prompt_text)
-    else:
-        found = full_text.rfind(response.strip())
-        if found < 0:
-            raise ValueError(
-                "cannot locate the response in the rendered chat template; the template rewrites "
-                f"the assistant content. Rendered text starts: {full_text[:200]!r}"
-            )
-        boundary = found
+    # Find the response in characters and take the first token that reaches past its start.
+    found = full_text.rfind(response.strip())
+    if found < 0:
+        raise ValueError(
+            "cannot locate the response in the rendered chat template; the template rewrites "
+            f"the assistant content. Rendered text starts: {full_text[:200]!r}"
+        )
+    boundary = found
     for i, (_, tok_end) in enumerate(offsets):
         if tok_end > boundary:
             return i
