@@ -57,8 +57,30 @@ def test_generator_sampling_and_prices():
         assert (g.price_usd_per_mtok.input, g.price_usd_per_mtok.output) == (pin, pout), name
 
 
-def test_intrinsic_judge_is_gpt4o(cfg):
+def test_generation_protocol(cfg):
+    assert cfg.budget.max_attempts_factor == 10   # the original tries an instruction 10 times, then drops it
+    assert cfg.mode.template is None and cfg.prompt_format.response_format is None   # packaged prompts, no enforcing
+    ig = compose_cfg("generate", ["experiment=agorabench", "mode=instance_generation"])
+    assert (ig.mode.n_demos, ig.mode.demos_from_generations) == (3, 1)   # 2 seeds + 1 earlier generation
+    assert ig.domain_mode.max_seed_tokens == 4096
+    for d, src in (("math", "magpie_math"), ("code", "magpie_code"), ("instruction_following", "magpie_pro")):
+        rg = compose_cfg("generate", ["experiment=agorabench", f"domain={d}", "mode=response_generation"])
+        assert rg.domain_mode.sample[src] == 10_000
+
+
+def test_judges_and_intrinsic_models(cfg):
+    assert cfg.judge.model == "gpt-4-1106-preview"   # AlpacaEval 2.0 / Arena-Hard's own annotator
     assert cfg.intrinsic.enabled and cfg.intrinsic.judge.model.startswith("gpt-4o")
+    assert "stella_en_400M_v5" in cfg.intrinsic.embedder.model_id
+    assert "Skywork-Reward-Llama-3.1-8B" in cfg.intrinsic.reward.model_id and cfg.intrinsic.reward.enabled
+
+
+def test_paper_benchmarks():
+    code = compose_cfg("evaluate", ["experiment=agorabench", "domain=code"]).domain.benchmarks.hub
+    inst = compose_cfg("evaluate", ["experiment=agorabench", "domain=instruction_following"]).domain.benchmarks.hub
+    math = compose_cfg("evaluate", ["experiment=agorabench", "domain=math"]).domain.benchmarks.hub
+    assert set(code) == {"humaneval_plus", "mbpp_plus"} and set(inst) == {"alpaca_eval", "arena_hard"}
+    assert "gsm8k" in math
 
 
 def test_cfg_job_prints_the_preset(tmp_path):
