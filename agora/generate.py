@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -50,6 +51,21 @@ def load_split(cfg: DictConfig, names: list[str], split: str, limit: int | None,
     return rows
 
 
+def task_of(row_id: str) -> str | None:
+    """A benchmark task's identity across its versions: MBPP's `mbpp-726` and MBPP+'s `Mbpp/726` are one task."""
+    m = re.fullmatch(r"(mbpp|humaneval)[-/_](\d+)", str(row_id), flags=re.I)
+    return f"{m.group(1).lower()}/{m.group(2)}" if m else None
+
+
+def without_benchmarks(cfg: DictConfig, rows: list[dict]) -> list[dict]:
+    """`rows` minus any whose question is a benchmark question of the domain, or whose task is a benchmark task
+    (MBPP+ keeps some MBPP train-split tasks, reworded, so the text alone does not catch them)."""
+    bench = load_split(cfg, list(cfg.domain.benchmarks[cfg.budget.data]), "test", None)
+    questions = {" ".join(r["question"].split()) for r in bench}
+    tasks = {t for t in (task_of(r["id"]) for r in bench) if t}
+    return [r for r in rows if " ".join(r["question"].split()) not in questions and task_of(r["id"]) not in tasks]
+
+
 def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
     """Seeds for the cell: each source's filtered pool or its seeded sample (domain_mode.sample, the same rows for
     every generator), minus seeds whose question is a benchmark question and, in instance generation, seeds longer
@@ -57,9 +73,7 @@ def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
     data, dm = cfg.budget.data, cfg.domain_mode
     seeds = load_split(cfg, list(dm.seeds[data]), "train", cfg.budget.n_seeds,
                        OmegaConf.to_container(dm.sample, resolve=True))
-    held_out = {" ".join(r["question"].split()) for r in
-                load_split(cfg, list(cfg.domain.benchmarks[data]), "test", cfg.budget.eval_limit)}
-    kept = [s for s in seeds if " ".join(s["question"].split()) not in held_out]
+    kept = without_benchmarks(cfg, seeds)
     dropped = len(seeds) - len(kept)
     if dm.max_seed_tokens is not None:
         count = None if cfg.dry_run else _student_tokens(cfg)   # a dry run loads no tokenizer

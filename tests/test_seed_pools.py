@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from conftest import SHARED_DATA, compose_cfg, needs_shared
+from conftest import ROOT, SHARED_DATA, compose_cfg, needs_shared
 
 from agora import AgoraError
 from agora.domains import code, instruction_following, math, pool
@@ -157,3 +157,31 @@ def test_long_seeds_are_dropped_only_when_counted():
 def test_smoke_seeds_still_load_fast():
     seeds, _ = load_seeds(compose_cfg("generate", []))
     assert 0 < len(seeds) <= 200
+
+
+def test_a_seed_whose_task_mbpp_plus_tests_is_held_out_though_reworded(tmp_path):
+    """MBPP+ keeps some MBPP train-split tasks (e.g. 726) with reworded prompts: the task id holds them out of the
+    seeds and the human data, where the question text alone would not."""
+    import gzip
+    import json
+
+    from agora.generate import task_of, without_benchmarks
+
+    assert task_of("mbpp-726") == task_of("Mbpp/726") == "mbpp/726" and task_of("HumanEval/3") == "humaneval/3"
+    assert task_of("lima-3") is None
+    plus = [json.loads(line) for line in gzip.open(ROOT / "tests/data/evalplus/MbppPlus-mini.jsonl.gz", "rt")]
+    plus[0]["task_id"] = "Mbpp/726"
+    bench = _jsonl(tmp_path / "mbpp_plus.jsonl", plus)
+    mbpp = _jsonl(tmp_path / "mbpp.jsonl", [{"task_id": t, "text": f"Task {t}", "code": f"def f{t}(): pass",
+                                             "test_list": [f"assert f{t}() is None"], "test_setup_code": "",
+                                             "challenge_test_list": []} for t in range(1, 975)])
+    x = _jsonl(tmp_path / "xp3x.jsonl", [{"inputs": f"Write code number {i}", "targets": f"print({i})"}
+                                         for i in range(700)])
+    over = ["budget=n10k", "domain=code", "mode=instance_generation", f"domain.sources.xp3x_code.local={x}",
+            f"domain.sources.mbpp.local={mbpp}", f"domain.sources.mbpp_plus.local={bench}",
+            "domain.benchmarks.hub=[mbpp_plus]"]
+    seeds, dropped = load_seeds(compose_cfg("generate", over))
+    assert dropped == 1 and len(seeds) == 373 + 500 and "mbpp-726" not in {s["id"] for s in seeds}
+    human = without_benchmarks(compose_cfg("train", over), [{"id": "mbpp-726", "question": "other words"},
+                                                          {"id": "mbpp-727", "question": "Task 727"}])
+    assert [r["id"] for r in human] == ["mbpp-727"]

@@ -117,19 +117,21 @@ def reference_dir(cfg: DictConfig, store: Store) -> tuple[Path, dict]:
     """Where the human-data reference (reference=human_sft) lives, and the spec that keys it."""
     data = cfg.budget.data
     spec = {"kind": "human_sft", "human": list(cfg.domain.human[data]), "n": cfg.budget.n_seeds,
+            "held_out": list(cfg.domain.benchmarks[data]),
             "sources": OmegaConf.to_container(cfg.domain.sources, resolve=True), **train_spec(cfg)}
     return store.reference_dir(cfg.domain.name, cfg.student.name, digest(spec)), spec
 
 
 def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> None:
     """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell."""
-    from agora.generate import load_split
+    from agora.generate import load_split, without_benchmarks
 
     out, spec = reference_dir(cfg, store)
     if store.exists(out):
         print(f"train: reference cache hit {out}")
         return
     human = load_split(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
+    human = without_benchmarks(cfg, human)   # MBPP train holds tasks that MBPP+ tests
     rows = [{"instruction": r["question"], "response": r["solution"]} for r in human]
     summary = fit(cfg, store, tracker, rows, out, {"spec": spec}, prefix="train_reference")
     print(f"train: reference (human_sft, {len(rows)} rows) loss {summary['loss']:.4f} -> {out}")
