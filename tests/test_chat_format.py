@@ -33,7 +33,8 @@ SYSTEM = "You are a helpful AI assistant."
 ROW = {"instruction": "Natalia sold clips to 48 of her friends in April, and then half as many in May. "
                       "How many clips did she sell in all?",
        "response": "In May she sold 48 / 2 = 24 clips.\nIn all: 48 + 24 = 72.\n[RESULT] 72 [/RESULT]"}
-SHOTS = [("What is 3 + 4?", "3 + 4 = 7.\n[RESULT] 7 [/RESULT]"), ("What is 2 * 5?", "2 * 5 = 10.\n[RESULT] 10 [/RESULT]")]
+SHOTS = [("What is 3 + 4?", "3 + 4 = 7.\n[RESULT] 7 [/RESULT]"),
+         ("What is 2 * 5?", "2 * 5 = 10.\n[RESULT] 10 [/RESULT]")]
 LLAMA3_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 # Llama-3.1-Instruct's own template puts a knowledge-cutoff header into the system turn; the paper's format has none.
 INSTRUCT_31_TEMPLATE = (
