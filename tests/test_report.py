@@ -222,6 +222,96 @@ def test_budget_advice_interpolates_and_flags_extrapolation():
     assert (free.volume, free.expected_pgr, free.cost_usd) == (2, 4.0, 0.0) and "does not bind" in free.note
 
 
+# ---------------------------------------------------------------- the advice says when it is no recommendation
+def seeded_rows(pgrs: dict[str, list[float]], n: int = 1000, price: float = 0.001) -> list[dict]:
+    """Math runs of one volume: per generator, one row per train seed with the given PGR (base 20, reference 40)."""
+    return [{"generator": gen, "domain": "math", "mode": "instance_generation", "budget": f"n{n}", "budget_n": n,
+             "prompt_format": "free_form", "train_seed": seed, "reference_kind": "human_sft", "pgr": p,
+             "benchmarks": {"gsm8k": {"base": 20.0, "reference": 40.0, "student": 20 + p / 5, "pgr": p, "n": 400}},
+             "base": 20.0, "reference": 40.0, "student": 20 + p / 5, "cost_usd": n * price, "kept": n,
+             "data_dir": f"data/math/{gen}", "group": gen}
+            for gen, values in pgrs.items() for seed, p in enumerate(values, 1)]
+
+
+def first(pgrs: dict[str, list[float]], budget: float = 10.0) -> analysis.Advice:
+    return report.recommend(report.group_rows(seeded_rows(pgrs)), "math", budget)[0]
+
+
+def test_advice_says_no_candidate_recovers_the_gap_at_every_budget(tmp_path):
+    # The issue's store: the embedded generator's student scored 0 of 64 against the base's 1 and the human_sft
+    # reference's 14, so PGR = (0 - 1.5625) / (21.875 - 1.5625) = -7.7%; one seed learned a problem back (PGR 0).
+    for i, (seed, student) in enumerate(((1, 0.0), (2, 0.0), (3, 1.5625))):
+        report.record(tmp_path, f"r{i}", smoke_row(80, seed, 1.5625, 21.875, student))
+    index = report.build_store(tmp_path)
+    data = json.loads((index.parent / "report.json").read_text())
+    at = [a for a in data["advice"] if a["rank"] == 1]
+    assert sorted(a["budget_usd"] for a in at) == [1.0, 10.0, 100.0, 1000.0]
+    for a in at:
+        assert a["verdict_kind"] == "no_gain" and a["expected_pgr"] == pytest.approx(-100 * 1.5625 / 20.3125 * 2 / 3)
+        assert a["verdict"].startswith("no candidate recovers any of the gap: the best of 1, generator=local ")
+        assert "expects PGR -5.1% (<= 0)" in a["verdict"] and "Not a recommendation" in a["verdict"]
+        assert "PGR -5.1 [-16.2, 5.9] over 3 seeds at measured N=12, which holds 0" in a["verdict"]
+    assert [v["verdict_kind"] for v in data["verdicts"]] == ["no_gain"] * 4
+    groups = report.group_rows(report.load_store(tmp_path))
+    line = report.describe(report.recommend(groups, "math", 1000.0), "math", 1000.0, groups)
+    assert line.startswith("budget $1000, math: no candidate recovers any of the gap") and "->" not in line
+    page = index.read_text()
+    assert page.count("<li><span class='kind kind-no_gain'>no_gain</span> budget $") == 4
+    assert column(Page(page), "advice", "verdict_kind") == ["no_gain"] * 4
+    # the W&B summary (here the file tracker's metrics.json, which the W&B tracker also writes) names the verdict
+    from agora import tracking
+
+    tracker = tracking.FileTracker(tmp_path / "run")
+    report.to_tracker(report.analyse(report.load_store(tmp_path)), index.parent, tracker)
+    assert {k: v for k, v in tracker.metrics.items() if k.startswith("report/verdict/")} == {
+        f"report/verdict/math/usd_{b}": "no_gain" for b in ("1", "10", "100", "1000")}
+
+
+def test_advice_within_noise_of_the_next():
+    # gpt4o [20, 30, 40] against gpt4o_mini [15, 25, 20]: diff 10, se = sqrt(100/3 + 25/3) = 6.45, Welch's df 2.94
+    # floored to 2, so 10 +- 4.303 * 6.45 = [-17.8, 37.8]: it holds 0
+    a = first({"gpt4o": [20.0, 30.0, 40.0], "gpt4o_mini": [15.0, 25.0, 20.0]})
+    assert a.label.startswith("generator=gpt4o ") and a.verdict_kind == "within_noise"
+    assert a.verdict.startswith("within noise of generator=gpt4o_mini ")
+    assert "difference 10.0 [-17.8, 37.8] over 3 and 3 seed(s) at measured N=1000 and N=1000 holds 0" in a.verdict
+
+
+def test_advice_clearly_separated_is_a_plain_recommendation(tmp_path):
+    a = first({"gpt4o": [40.0, 42.0, 41.0], "gpt4o_mini": [10.0, 12.0, 11.0]})
+    assert a.verdict_kind == "recommended" and a.verdict.startswith("beats generator=gpt4o_mini ")
+    assert "difference 30.0 [27.7, 32.3]" in a.verdict   # se = sqrt(2 / 3), df 4: 30 +- 2.776 * 0.816
+    # and at an extrapolated volume, judged by the nearest measured one: fixed_rows' $50 advice (gpt4o at 12,500,
+    # gpt4o_mini next at 166,666) compares their seeds at N=10,000: 10 +- 4.303 * 1.77 = [2.4, 17.6]
+    ranked = report.recommend(report.group_rows(fixed_rows(tmp_path)), "math", 50.0)
+    assert ranked[0].extrapolated and ranked[0].verdict_kind == "recommended"
+    assert "difference 10.0 [2.4, 17.6] over 2 and 2 seed(s) at measured N=10000 and N=10000" in ranked[0].verdict
+    assert [a.verdict for a in ranked[1:]] == ["", ""]   # later ranks only say when they recover none of the gap
+
+
+def test_advice_with_one_seed_says_no_interval():
+    a = first({"gpt4o": [30.0], "gpt4o_mini": [10.0, 12.0]})
+    assert a.verdict_kind == "no_interval"
+    assert a.verdict.startswith("no interval: one seed (1 and 2 seed(s) at measured N=1000 and N=1000)")
+    alone = first({"gpt4o": [30.0, 34.0]})
+    assert alone.verdict_kind == "alone" and "nothing to compare it against" in alone.verdict
+    assert "PGR 32.0 [6.6, 57.4] over 2 seeds" in alone.verdict     # 32 +- 12.706 * 2.83 / 1.41
+
+
+def test_advice_contradicted_by_the_seeds_at_measured_volumes():
+    # "grow" extrapolates its last decade (+9 points) two decades on, to 27.5; "flat" stays at its measured 19.5.
+    # At the measured volume the seeds say the opposite: 9.5 against 19.5, Welch -10 +- 4.303 * sqrt(0.25 + 0.25).
+    grow = analysis.Series("grow", [100.0, 1000.0], [0.5, 9.5], 0.001,
+                           samples={100.0: [0.0, 1.0], 1000.0: [9.0, 10.0]})
+    flat_ = analysis.Series("flat", [1000.0], [19.5], 0.001, samples={1000.0: [19.0, 20.0]})
+    a, b = analysis.recommend([grow, flat_], 100.0)
+    assert (a.label, a.volume, a.expected_pgr, b.label) == ("grow", 100000, pytest.approx(27.5), "flat")
+    assert a.verdict_kind == "contradicted" and "the seeds favour flat: difference -10.0 [-13.0, -7.0]" in a.verdict
+    assert analysis.recommend([flat_, grow], 0.0005) == []                         # not one example affordable
+    negative = analysis.recommend([flat_, analysis.Series("bad", [1000.0], [-3.0], 0.0)], 10.0)
+    assert [x.verdict_kind for x in negative] == ["no_interval", "no_gain"]   # "bad" recorded no per-seed PGRs
+    assert negative[1].verdict == "recovers none of the gap: expected PGR -3.0% (<= 0)"
+
+
 def test_report_page_on_a_fixed_table(tmp_path):
     rows = fixed_rows(tmp_path)
     index = report.build_store(tmp_path)

@@ -12,7 +12,10 @@ by hand (tests/test_report.py does). `agora/metrics/report.py` turns the store's
   100% of the variance by construction, and `PCA.note` says so: the paper's 93.4% with 5 components is informative
   only because it had more features than components.
 - `recommend`: for a budget in dollars, the generator and volume with the best expected PGR, interpolated in
-  log N between measured volumes, and flagged where it extrapolates.
+  log N between measured volumes, and flagged where it extrapolates. The first candidate carries a verdict
+  (`judge`) that says whether it is a recommendation at all: not when no candidate recovers any of the gap
+  (best expected PGR <= 0), when there is nothing to compare it against, or when its seeds cannot tell it from
+  the next (Welch's interval holds 0, or one of the two has a single seed and so no interval).
 """
 from __future__ import annotations
 
@@ -204,6 +207,13 @@ class Series:
     pgr: list[float]                # mean PGR at each N (over seeds and repeats)
     cost_per_example: float         # measured: dollars over kept examples of the series' data cells
     measured_usd: list[float] = field(default_factory=list)
+    samples: dict[float, list[float]] = field(default_factory=dict)   # PGR per train seed at each measured N
+
+
+def seeds_at(s: Series, n: float) -> tuple[float, list[float]]:
+    """The measured volume nearest n in log N (the smaller on a tie), and the per-seed PGRs measured there."""
+    v = min(s.volumes, key=lambda x: (abs(math.log(x) - math.log(n)), x))
+    return v, list(s.samples.get(v, []))
 
 
 def expected_pgr(s: Series, n: float) -> tuple[float, bool]:
@@ -232,6 +242,19 @@ class Advice:
     cost_usd: float
     extrapolated: bool
     note: str
+    verdict: str = ""               # rank 1: whether it is a recommendation at all, and why (`judge`)
+    verdict_kind: str = ""          # rank 1: one of VERDICTS; later ranks: "no_gain" or ""
+
+
+# What the first candidate's verdict can be. Only "recommended" is a plain recommendation.
+VERDICTS = {
+    "recommended": "beats the next candidate beyond the noise of its train seeds",
+    "no_gain": "no candidate recovers any of the reference-base gap (the best expected PGR is <= 0)",
+    "alone": "the only affordable candidate: nothing to compare it against",
+    "no_interval": "it or the next candidate has one seed at the compared volume, so no interval",
+    "within_noise": "Welch's 95% interval of its difference from the next candidate holds 0",
+    "contradicted": "its seeds at the measured volume score below the next's: the ranking rests on extrapolation",
+}
 
 
 def advise(s: Series, budget_usd: float) -> Advice | None:
@@ -262,9 +285,67 @@ def advise(s: Series, budget_usd: float) -> Advice | None:
     return Advice(s.label, int(v), p, v * s.cost_per_example, extra, note)
 
 
+def _own(s: Series | None, a: Advice) -> str:
+    """The candidate's own seed interval at the measured volume nearest its advised one, as text."""
+    if s is None:
+        return ""
+    v, xs = seeds_at(s, a.volume)
+    if len(xs) < 2:
+        return f"; {len(xs)} seed(s) at measured N={v:g}, no interval"
+    iv = t_interval(xs)
+    zero = ", which holds 0" if iv.low <= 0 <= iv.high else ""
+    return f"; PGR {iv.mean:.1f} [{iv.low:.1f}, {iv.high:.1f}] over {iv.n} seeds at measured N={v:g}{zero}"
+
+
+def judge(ranked: list[Advice], series: dict[str, Series]) -> tuple[str, str]:
+    """The verdict on the first of `ranked` (best first): (kind, sentence); kind is one of VERDICTS.
+
+    In this order: no candidate recovers any of the gap (best expected PGR <= 0); only one candidate; one of the
+    first two has fewer than 2 seeds at the measured volume nearest its advised one (no interval); Welch's 95%
+    interval of their difference there holds 0 (within noise), or lies below 0 (contradicted); else recommended.
+    The seeds are compared at measured volumes, so an advised volume that is interpolated or extrapolated is judged
+    by the nearest volume that was measured, and the sentence names it.
+    """
+    a = ranked[0]
+    own = _own(series.get(a.label), a)
+    if a.expected_pgr <= 0:
+        return "no_gain", (f"no candidate recovers any of the gap: the best of {len(ranked)}, {a.label}, expects "
+                           f"PGR {a.expected_pgr:.1f}% (<= 0){own}. Not a recommendation")
+    if len(ranked) == 1:
+        return "alone", f"the only candidate: nothing to compare it against{own}"
+    b = ranked[1]
+    sa, sb = series.get(a.label), series.get(b.label)
+    (va, xa), (vb, xb) = (seeds_at(sa, a.volume) if sa else (a.volume, [])), (
+        seeds_at(sb, b.volume) if sb else (b.volume, []))
+    where = f"{len(xa)} and {len(xb)} seed(s) at measured N={va:g} and N={vb:g}"
+    if len(xa) < 2 or len(xb) < 2:
+        return "no_interval", (f"no interval: one seed ({where}), so nothing says whether it beats {b.label} "
+                               f"(expected PGR {b.expected_pgr:.1f}%) beyond noise")
+    d = welch(xa, xb)
+    diff = f"difference {d.diff:.1f} [{d.low:.1f}, {d.high:.1f}] over {where}"
+    if d.low is not None and d.low <= 0 <= d.high:
+        return "within_noise", f"within noise of {b.label}: Welch's 95% interval of the {diff} holds 0"
+    if d.high is not None and d.high < 0:
+        return "contradicted", (f"the seeds favour {b.label}: {diff}; the ranking rests on the "
+                                "interpolation or extrapolation to the advised volume")
+    return "recommended", f"beats {b.label} beyond noise: {diff}{own}"
+
+
 def recommend(series: list[Series], budget_usd: float) -> list[Advice]:
-    """Every affordable candidate's best volume, best expected PGR first (the first is the recommendation)."""
+    """Every affordable candidate's best volume, best expected PGR first, the first with its verdict (`judge`).
+
+    The first is a recommendation only when its verdict_kind is "recommended"; a later candidate whose expected PGR
+    is <= 0 is marked "no_gain" too.
+    """
     if budget_usd < 0:
         raise ValueError(f"recommend: budget_usd={budget_usd} must be >= 0")
-    out = [a for a in (advise(s, budget_usd) for s in series) if a is not None]
-    return sorted(out, key=lambda a: (-a.expected_pgr, a.cost_usd, a.label))
+    out = sorted((a for a in (advise(s, budget_usd) for s in series) if a is not None),
+                 key=lambda a: (-a.expected_pgr, a.cost_usd, a.label))
+    if not out:
+        return out
+    kind, text = judge(out, {s.label: s for s in series})
+    out[0].verdict, out[0].verdict_kind = text, kind
+    for a in out[1:]:
+        if a.expected_pgr <= 0:
+            a.verdict, a.verdict_kind = f"recovers none of the gap: expected PGR {a.expected_pgr:.1f}% (<= 0)", "no_gain"
+    return out

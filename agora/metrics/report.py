@@ -484,8 +484,10 @@ def series_of(groups: list[dict], domain: str) -> list[analysis.Series]:
     out = []
     for (gen, mode, fmt, ref, settings), gs in sorted(by.items(), key=lambda kv: tuple(map(str, kv[0]))):
         at: dict[float, list[float]] = defaultdict(list)
+        seeds: dict[float, list[float]] = defaultdict(list)   # every train seed's PGR, for the advice's noise verdict
         for g in gs:
             at[float(g.get("budget_n") or g["kept"])].append(g["pgr"])
+            seeds[float(g.get("budget_n") or g["kept"])].extend(g["pgr_values"])
         data = {g["data_dir"] or g["group"]: g for g in gs}.values()   # seeds share data: count its cost once
         kept = sum(g.get("kept") or 0 for g in data)
         cost = sum(g.get("cost_usd") or 0.0 for g in data)
@@ -493,7 +495,7 @@ def series_of(groups: list[dict], domain: str) -> list[analysis.Series]:
         out.append(analysis.Series(f"generator={gen} mode={mode} prompt_format={fmt} reference={ref}"
                                    + (f" [{settings}]" if settings else ""), vols,
                                    [float(np.mean(at[v])) for v in vols], cost / kept if kept else 0.0,
-                                   [g.get("cost_usd") or 0.0 for g in data]))
+                                   [g.get("cost_usd") or 0.0 for g in data], {v: seeds[v] for v in vols}))
     return out
 
 
@@ -514,11 +516,14 @@ def no_advice(groups: list[dict], domain: str, budget_usd: float) -> str:
 
 
 def describe(advice: list[analysis.Advice], domain: str, budget_usd: float, groups: list[dict]) -> str:
+    """One line: the first candidate and its verdict; when no candidate recovers any of the gap, that, first."""
     if not advice:
         return f"budget ${budget_usd:g}, {domain}: {no_advice(groups, domain, budget_usd)}"
     a = advice[0]
+    if a.verdict_kind == "no_gain":
+        return f"budget ${budget_usd:g}, {domain}: {a.verdict} (N={a.volume} for ${a.cost_usd:.4g}; {a.note})"
     return (f"budget ${budget_usd:g}, {domain}: {a.label}, N={a.volume} -> expected PGR {a.expected_pgr:.1f}% "
-            f"for ${a.cost_usd:.4g} ({a.note})")
+            f"for ${a.cost_usd:.4g} ({a.note}); {a.verdict_kind}: {a.verdict}")
 
 
 # ---------------------------------------------------------------- paired instructions
@@ -832,10 +837,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _scroll(table: str) -> str:
+    """A table in a box that scrolls sideways on purpose: the wide ones (cells, groups) do not fit a page."""
+    return f"<div class='scroll'>{table}</div>"
+
+
 def _table(cols: list[str], rows: list[dict], table_id: str) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
+    return _scroll(f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>')
 
 
 def _ci(g: dict) -> str:
@@ -870,7 +880,8 @@ def _table2_html(rows: list[dict]) -> str:
     cols = [*label[:-1], *(f"{m}/{d}" for m in MODES.values() for d in (*DOMAINS.values(), "avg")), "AgoraBench",
             "notes"]
     body = "\n".join("<tr>" + "".join(f"<td>{e(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
-    return (f'<table id="table2"><thead><tr>{head1}</tr><tr>{head2}</tr></thead><tbody>\n{body}\n</tbody></table>')
+    return _scroll(f'<table id="table2"><thead><tr>{head1}</tr><tr>{head2}</tr></thead><tbody>\n{body}\n</tbody>'
+                   '</table>')
 
 
 def advice_table(r: Report) -> list[dict]:
@@ -879,12 +890,20 @@ def advice_table(r: Report) -> list[dict]:
         for b, advs in by.items():
             out += [{"domain": d, "budget_usd": b, "rank": i + 1, "candidate": a.label, "N": a.volume,
                      "expected_pgr": a.expected_pgr, "cost_usd": a.cost_usd, "extrapolated": a.extrapolated,
-                     "note": a.note} for i, a in enumerate(advs)]
+                     "verdict_kind": a.verdict_kind, "verdict": a.verdict, "note": a.note}
+                    for i, a in enumerate(advs)]
             if not advs:
                 out.append({"domain": d, "budget_usd": b, "rank": None, "candidate": None, "N": None,
                             "expected_pgr": None, "cost_usd": None, "extrapolated": None,
+                            "verdict_kind": "none", "verdict": no_advice(r.groups, d, b),
                             "note": no_advice(r.groups, d, b)})
     return out
+
+
+def verdicts(r: Report) -> list[dict]:
+    """Per domain and budget: the first candidate's verdict kind and `describe`'s line (what the page says first)."""
+    return [{"domain": d, "budget_usd": b, "verdict_kind": advs[0].verdict_kind if advs else "none",
+             "text": describe(advs, d, b, r.groups)} for d, by in r.advice.items() for b, advs in by.items()]
 
 
 def write(r: Report, out: Path, title: str) -> Path:
@@ -916,14 +935,20 @@ def write(r: Report, out: Path, title: str) -> Path:
     (out / "report.json").write_text(json.dumps(
         {"title": title, "cells": rows, "groups": r.groups, "comparisons": r.comparisons, "pivot": r.pivot,
          "table2": r.table2, "overlap": r.overlap, "pca": r.pca, "pca_skipped": r.pca_skipped, "advice": at,
+         "verdicts": verdicts(r),
          "failed": r.failed,
          "scores_vs_n": {d: score_lines(r.groups, d) for d in domains},
          "plots": [p.name for p in plots]}, indent=1, default=str))
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
              "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}"
-             "td:first-child{text-align:left}.note{color:#555}img{max-width:100%;margin:.5em 0}</style></head><body>",
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}th{background:#eee}"
+             "td:first-child{text-align:left}.note{color:#555}img{max-width:100%;margin:.5em 0}"
+             # wide tables scroll sideways in their own box, not the page; long text cells wrap
+             ".scroll{overflow-x:auto;max-width:100%}td{max-width:40em;overflow-wrap:anywhere}"
+             "ul.verdicts li{margin:.2em 0}.kind{font-weight:bold}.kind-recommended{color:#060}"
+             ".kind-no_gain,.kind-contradicted{color:#a00}.kind-within_noise,.kind-no_interval,.kind-alone,"
+             ".kind-none{color:#a60}</style></head><body>",
              f"<h1>{e(title)}</h1>",
              f"<p>{len(r.rows)} evaluated run(s) in {len(r.groups)} cell(s) over {len(domains)} domain(s); "
              f"generators: {e(', '.join(sorted({g['generator'] for g in r.groups})))}. PGR is the mean of the "
@@ -935,12 +960,21 @@ def write(r: Report, out: Path, title: str) -> Path:
              "benchmark's n problems, so the PGR divides by noise.</p>"]
     if r.failed:
         parts += ["<h2>Failed jobs</h2>", _table(["job", "error"], r.failed, "failed")]
-    parts += ["<h2>Budget advice</h2><p class='note'>For a budget and a domain: each candidate's best volume "
+    parts += ["<h2>Budget advice</h2><ul class='verdicts'>"
+              + "".join(f"<li><span class='kind kind-{e(v['verdict_kind'])}'>{e(v['verdict_kind'])}</span> "
+                        f"{e(v['text'])}</li>" for v in verdicts(r)) + "</ul>"
+              "<p class='note'>For a budget and a domain: each candidate's best volume "
               "within the budget, the expected PGR interpolated in log N between measured volumes (at $ per kept "
-              "example measured), flagged where it extrapolates. Rank 1 is the recommendation. Ask for any budget "
-              "with <code>python -m agora.report --store STORE --budget USD --domain DOMAIN</code>.</p>",
+              "example measured), flagged where it extrapolates. Rank 1 is a recommendation only when its verdict is "
+              "<b>recommended</b>: it beats rank 2 beyond the noise of the train seeds (Welch's 95% interval of the "
+              "difference, at the measured volumes nearest the advised ones, excludes 0). Otherwise the verdict says "
+              "why not: <b>no_gain</b> (no candidate recovers any of the reference-base gap: the best expected PGR is "
+              "&lt;= 0), <b>alone</b> (nothing to compare it against), <b>no_interval</b> (one seed), "
+              "<b>within_noise</b>, or <b>contradicted</b> (the seeds favour rank 2; the ranking rests on "
+              "extrapolation). Wide tables scroll sideways. Ask for any budget with "
+              "<code>python -m agora.report --store STORE --budget USD --domain DOMAIN</code>.</p>",
               _table(["domain", "budget_usd", "rank", "candidate", "N", "expected_pgr", "cost_usd", "extrapolated",
-                      "note"], at, "advice"),
+                      "verdict_kind", "verdict", "note"], at, "advice"),
               "<h2>Table 2: PGR per generator, mode and domain</h2><p class='note'>As the paper's Table 2: a mode's "
               "avg is the mean over its 3 domains, AgoraBench the mean over the 9 cells. A cell is <i>missing</i> "
               "(no run), <i>undefined</i> (reference &lt;= base) or <i>partial</i> (its PGR leaves out an undefined "
@@ -1014,6 +1048,8 @@ def to_tracker(r: Report, out: Path, tracker: Any) -> None:
                                "report/failed": len(r.failed)}
     for p in r.pivot:
         summary[f"report/pgr/{p['domain']}/{p['generator']}"] = p["mean_pgr"]
+    for v in verdicts(r):   # a kind per domain and budget, to filter runs by in W&B; the sentences are in the table
+        summary[f"report/verdict/{v['domain']}/usd_{v['budget_usd']:g}"] = v["verdict_kind"]
     if r.pca:
         tracker.table("report/pca_loadings", [{"component": k, **v} for k, v in r.pca["loadings"].items()])
         summary["report/pca_cumulative_variance"] = r.pca["cumulative"]
