@@ -71,5 +71,28 @@ def _check_sources(cfg: DictConfig) -> None:
         if name in made_here:
             raise AgoraError(f"{opt}: {name} is made by Agora itself, never loaded from a file; drop the override")
         if name not in read:
+            if _in_sweep() and name in _sources_of_every_domain():
+                continue   # a sweep's overrides reach all its cells: another cell (or domain) of it reads this one
             raise AgoraError(f"{opt}: this cell never reads {name} (budget.data={cfg.budget.data} reads "
                              f"{sorted(read)}); drop the override or choose a cell that uses it")
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _sources_of_every_domain() -> set[str]:
+    """The source names any domain config defines (conf/domain/*.yaml in the run's config folders). A `-m` sweep over
+    several domains and modes gives every cell the same `++domain.sources.<name>.local=` overrides, so a local file is
+    fine there when some domain reads it; a name no domain has is still a typo."""
+    from hydra.core.hydra_config import HydraConfig
+
+    names: set[str] = set()
+    for src in HydraConfig.get().runtime.config_sources:
+        if src.schema == "file":
+            for f in sorted(Path(src.path, "domain").glob("*.yaml")):
+                names |= set(OmegaConf.load(f).get("sources") or {})
+    return names

@@ -62,3 +62,18 @@ def test_dry_run_prints_the_cost_without_a_key(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "budget=usd: $2 / est. $" in p.stdout and "$OPENAI_API_KEY is not set" in p.stdout
     assert not (tmp_path / "store" / "requests").exists()
+
+
+def test_a_sweep_accepts_locals_that_other_cells_read_but_not_unknown_sources(tmp_path):
+    """A -m sweep gives every cell the same overrides: a local that another mode or domain reads is fine there
+    (the 54-cell dry run, benchmarks/dry_run_agorabench.py), a source that no domain defines is still refused."""
+    readme = str(ROOT / "README.md")
+    p = subprocess.run([sys.executable, str(ROOT / "generate.py"), "-m", "budget.data=embedded", "dry_run=true",
+                        "tracking=none", f"store_dir={tmp_path / 'store'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                        f"++domain.sources.conala.local={readme}", f"++domain.sources.magpie_math.local={readme}",
+                        f"++domain.sources.no_such_source.local={readme}"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    errors = [f.read_text() for f in (tmp_path / "sweep").rglob("error.txt")]
+    assert len(errors) == 1 and "domain.sources.no_such_source.local" in errors[0], errors
+    assert "conala" not in errors[0] and "magpie_math" not in errors[0]
