@@ -297,6 +297,13 @@ def _own(s: Series | None, a: Advice) -> str:
     return f"; PGR {iv.mean:.1f} [{iv.low:.1f}, {iv.high:.1f}] over {iv.n} seeds at measured N={v:g}{zero}"
 
 
+def versus(label: str, other: str) -> str:
+    """`label` cut to the words in which it differs from `other` (the whole label when they share none)."""
+    mine, theirs = label.split(" "), set(other.split(" "))
+    diff = [w for w in mine if w not in theirs]
+    return " ".join(diff) if diff and len(diff) < len(mine) else label
+
+
 def judge(ranked: list[Advice], series: dict[str, Series]) -> tuple[str, str]:
     """The verdict on the first of `ranked` (best first): (kind, sentence); kind is one of VERDICTS.
 
@@ -315,20 +322,21 @@ def judge(ranked: list[Advice], series: dict[str, Series]) -> tuple[str, str]:
         return "alone", f"the only candidate: nothing to compare it against{own}"
     b = ranked[1]
     sa, sb = series.get(a.label), series.get(b.label)
+    nb = versus(b.label, a.label)   # the next candidate, named by what sets it apart from the first
     (va, xa), (vb, xb) = (seeds_at(sa, a.volume) if sa else (a.volume, [])), (
         seeds_at(sb, b.volume) if sb else (b.volume, []))
     where = f"{len(xa)} and {len(xb)} seed(s) at measured N={va:g} and N={vb:g}"
     if len(xa) < 2 or len(xb) < 2:
-        return "no_interval", (f"no interval: one seed ({where}), so nothing says whether it beats {b.label} "
+        return "no_interval", (f"no interval: one seed ({where}), so nothing says whether it beats {nb} "
                                f"(expected PGR {b.expected_pgr:.1f}%) beyond noise")
     d = welch(xa, xb)
     diff = f"difference {d.diff:.1f} [{d.low:.1f}, {d.high:.1f}] over {where}"
     if d.low is not None and d.low <= 0 <= d.high:
-        return "within_noise", f"within noise of {b.label}: Welch's 95% interval of the {diff} holds 0"
+        return "within_noise", f"within noise of {nb}: Welch's 95% interval of the {diff} holds 0"
     if d.high is not None and d.high < 0:
-        return "contradicted", (f"the seeds favour {b.label}: {diff}; the ranking rests on the "
+        return "contradicted", (f"the seeds favour {nb}: {diff}; the ranking rests on the "
                                 "interpolation or extrapolation to the advised volume")
-    return "recommended", f"beats {b.label} beyond noise: {diff}{own}"
+    return "recommended", f"beats {nb} beyond noise: {diff}{own}"
 
 
 def recommend(series: list[Series], budget_usd: float) -> list[Advice]:
@@ -347,5 +355,6 @@ def recommend(series: list[Series], budget_usd: float) -> list[Advice]:
     out[0].verdict, out[0].verdict_kind = text, kind
     for a in out[1:]:
         if a.expected_pgr <= 0:
-            a.verdict, a.verdict_kind = f"recovers none of the gap: expected PGR {a.expected_pgr:.1f}% (<= 0)", "no_gain"
+            a.verdict = f"recovers none of the gap: expected PGR {a.expected_pgr:.1f}% (<= 0)"
+            a.verdict_kind = "no_gain"
     return out

@@ -17,7 +17,9 @@ It hides nothing it aggregates:
   recorded setting of the student, training, evaluation and reference), and every table has a `settings` column
   that shows the settings in which its row differs from the others (`differing_settings`); plots draw a line per
   such setting, never a mean across them;
-- the paper's Table 2 (`table2`) marks a missing or undefined cell as such, and an average over it as partial.
+- the paper's Table 2 (`table2`) marks a missing or undefined cell as such, and an average over it as partial;
+- the budget advice's first candidate carries a verdict (`analysis.judge`): it is a recommendation only when it beats
+  the next beyond the noise of the train seeds, and the page says so first when no candidate recovers any of the gap.
 """
 from __future__ import annotations
 
@@ -633,6 +635,19 @@ def _colors(names: list[str]) -> dict[str, Any]:
     return {n: cmap(i % 10) for i, n in enumerate(sorted(set(names)))}
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Save with a tight bounding box: legends sit outside the axes and point labels run past them, and both must
+    show whole (looked at in a headless browser: with a fixed frame, labels at the right edge were cut off)."""
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
+    _plt().close(fig)
+    return path
+
+
+def _legend_outside(ax: Any, fontsize: int = 7) -> None:
+    """The legend below the axes, not over the data (long line names covered points and reference lines)."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(0.0, -0.16), borderaxespad=0.0, frameon=False)
+
+
 def _yerr(gs: list[dict]) -> np.ndarray:
     """Asymmetric error bars from the 95% intervals (zero where a cell has one seed)."""
     return np.array([[0.0 if g["pgr_low"] is None else g["pgr"] - g["pgr_low"] for g in gs],
@@ -661,17 +676,16 @@ def plot_pgr_vs_usd(groups: list[dict], domain: str, out: Path) -> Path | None:
     ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="black")
     if any(c > 0 for c in cost):
         ax.set_xscale("symlog", linthresh=max(min(c for c in cost if c > 0), 1e-6))
+        ax.set_xlabel("generation cost (USD)")
+    else:   # local generators only: no dollar axis to draw (it showed negative dollars around 0)
+        ax.set_xticks([0.0])
+        ax.set_xlabel("generation cost (USD): $0 in API fees for every cell (compute is not priced)")
     ax.margins(x=0.12)   # room for the labels of the costliest cells
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("generation cost (USD)")
     ax.set_ylabel("PGR (%), mean over train seeds")
     ax.set_title(f"{domain}: PGR against dollars spent")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.9, wspace=0.3)   # not tight_layout: it drew every figure twice
-    path = out / f"pgr_vs_usd_{domain}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return _save(fig, out / f"pgr_vs_usd_{domain}.png")
 
 
 def _volume_axis(ax: Any, volumes: list) -> None:
@@ -680,6 +694,8 @@ def _volume_axis(ax: Any, volumes: list) -> None:
 
     ax.set_xscale("log")
     ax.set_xticks(sorted(set(volumes)))
+    if len(set(volumes)) == 1:   # one volume: centre it (matplotlib's log limits left it at the left edge)
+        ax.set_xlim(volumes[0] / 2, volumes[0] * 2)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -707,12 +723,9 @@ def plot_pgr_vs_n(groups: list[dict], out: Path) -> Path | None:
         ax.set_xlabel("N (examples in the budget)")
         ax.set_ylabel("PGR (%)")
         ax.set_title(f"{d}: PGR against volume")
-        ax.legend(fontsize=7, loc="upper left")
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.9, wspace=0.3)
-    path = out / "pgr_vs_n.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        _legend_outside(ax)
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, out / "pgr_vs_n.png")
 
 
 def _line_name(g: dict) -> str:
@@ -790,12 +803,9 @@ def plot_scores_vs_n(groups: list[dict], out: Path) -> Path | None:
         ax.set_xlabel("N (examples in the budget)")
         ax.set_ylabel("score (%), mean over benchmarks and seeds")
         ax.set_title(f"{d}: student score against volume")
-        ax.legend(fontsize=7, loc="upper left")
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.9, wspace=0.3)
-    path = out / "scores_vs_n.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        _legend_outside(ax)
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, out / "scores_vs_n.png")
 
 
 def plot_pca(p: dict, out: Path) -> Path:
@@ -820,11 +830,8 @@ def plot_pca(p: dict, out: Path) -> Path:
     a2.set_xlabel("PC1")
     a2.set_ylabel("PC2" if s.shape[1] > 1 else "")
     a2.set_title("cells on the first two components")
-    fig.subplots_adjust(left=0.12, right=0.93, bottom=0.12, top=0.9, wspace=0.3)
-    path = out / "pca.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, out / "pca.png")
 
 
 def _fmt(v: Any) -> str:
@@ -842,9 +849,15 @@ def _scroll(table: str) -> str:
     return f"<div class='scroll'>{table}</div>"
 
 
+def _td(v: Any) -> str:
+    """A cell: numbers right-aligned, text (labels, verdicts, notes) left-aligned so that it reads as prose."""
+    text = html.escape(_fmt(v))
+    return f"<td class='t'>{text}</td>" if isinstance(v, str) and len(v) > 12 else f"<td>{text}</td>"
+
+
 def _table(cols: list[str], rows: list[dict], table_id: str) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "\n".join("<tr>" + "".join(_td(r.get(c)) for c in cols) + "</tr>" for r in rows)
     return _scroll(f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>')
 
 
@@ -906,6 +919,19 @@ def verdicts(r: Report) -> list[dict]:
              "text": describe(advs, d, b, r.groups)} for d, by in r.advice.items() for b, advs in by.items()]
 
 
+def verdict_lines(vs: list[dict]) -> list[tuple[str, str]]:
+    """`verdicts` with the budgets that say the same thing in a domain on one line: (kind, text), in order.
+
+    With a $0 generator (API fees only), every budget gives the same advice; four copies of it hide the rest.
+    """
+    by: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for v in vs:
+        rest = v["text"].removeprefix(f"budget ${v['budget_usd']:g}, {v['domain']}: ")
+        by[(v["domain"], v["verdict_kind"], rest)].append(v["budget_usd"])
+    return [(kind, f"{'budgets' if len(bs) > 1 else 'budget'} {', '.join(f'${b:g}' for b in bs)}, {d}: {rest}")
+            for (d, kind, rest), bs in by.items()]
+
+
 def write(r: Report, out: Path, title: str) -> Path:
     """The self-contained report folder; returns index.html."""
     out.mkdir(parents=True, exist_ok=True)
@@ -943,9 +969,9 @@ def write(r: Report, out: Path, title: str) -> Path:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
              "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px;margin:.5em 0}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}th{background:#eee}"
-             "td:first-child{text-align:left}.note{color:#555}img{max-width:100%;margin:.5em 0}"
-             # wide tables scroll sideways in their own box, not the page; long text cells wrap
-             ".scroll{overflow-x:auto;max-width:100%}td{max-width:40em;overflow-wrap:anywhere}"
+             "td:first-child,td.t{text-align:left}.note{color:#555}img{max-width:100%;margin:.5em 0}"
+             # wide tables scroll sideways in their own box, not the page; text wraps at spaces, never inside a word
+             ".scroll{overflow-x:auto;max-width:100%}"
              "ul.verdicts li{margin:.2em 0}.kind{font-weight:bold}.kind-recommended{color:#060}"
              ".kind-no_gain,.kind-contradicted{color:#a00}.kind-within_noise,.kind-no_interval,.kind-alone,"
              ".kind-none{color:#a60}</style></head><body>",
@@ -961,8 +987,8 @@ def write(r: Report, out: Path, title: str) -> Path:
     if r.failed:
         parts += ["<h2>Failed jobs</h2>", _table(["job", "error"], r.failed, "failed")]
     parts += ["<h2>Budget advice</h2><ul class='verdicts'>"
-              + "".join(f"<li><span class='kind kind-{e(v['verdict_kind'])}'>{e(v['verdict_kind'])}</span> "
-                        f"{e(v['text'])}</li>" for v in verdicts(r)) + "</ul>"
+              + "".join(f"<li><span class='kind kind-{e(k)}'>{e(k)}</span> {e(text)}</li>"
+                        for k, text in verdict_lines(verdicts(r))) + "</ul>"
               "<p class='note'>For a budget and a domain: each candidate's best volume "
               "within the budget, the expected PGR interpolated in log N between measured volumes (at $ per kept "
               "example measured), flagged where it extrapolates. Rank 1 is a recommendation only when its verdict is "
