@@ -22,6 +22,10 @@ def check_cell(cfg: DictConfig) -> None:
         raise AgoraError(_HINTS.get(k, f"{k} has no value (`???` in its config); set it with {k}=..."))
     _check_budget(cfg.budget)
     _check_sources(cfg)
+    from agora import controls
+
+    if controls.is_control(cfg):   # generator=human / human_corrupted: its corruption settings
+        controls.check_corrupt(cfg.generator.corrupt, cfg.domain.name)
 
 
 def _missing(node: object, path: str = "") -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from agora import AgoraError
+from agora import AgoraError, controls
 from agora.domains import get_domain, pool
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
@@ -338,7 +338,7 @@ def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: L
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
-    if "domain_mode" not in cfg:
+    if "domain_mode" not in cfg and not controls.is_control(cfg):   # a control replays human data: no seeds
         raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
                          f"(conf/domain_mode/{cell.domain}_{cell.mode}.yaml)")
     get_domain(cell.domain)
@@ -356,6 +356,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
 
     g = cfg.generator
     price = Price.from_table(OmegaConf.to_container(g.price_usd_per_mtok), g.name)
+    if controls.is_control(cfg):   # human data, clean or corrupted: no model, no request, $0 (agora/controls.py)
+        return _control(cfg, tracker, out, spec, template, price)
     if g.batch and price.batch_discount is None:
         raise AgoraError(f"generator={g.name} has no batch API price (generator.price_usd_per_mtok.batch_discount "
                          "is null); batch=true works with OpenAI and Anthropic")
@@ -403,7 +405,33 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                          f"{last}), so the cell kept {len(kept_all)} of {plan['target']}. Nothing "
                          "committed; finished requests are cached, rerun the same command to send only the "
                          "missing ones")
-    seconds = time.perf_counter() - t0
+    return _commit(cfg, tracker, out, spec, template, kept_all, dropped, seeds, ledger, plan,
+                   time.perf_counter() - t0)
+
+
+def _control(cfg: DictConfig, tracker: Tracker, out: Path, spec: dict, template, price: Price) -> float | None:
+    """A control cell (generator=human, human_corrupted): the human rows, committed like generated ones."""
+    n, line = plan_volume(cfg, price, [])   # budget=usd refuses a $0 generator: a control has no dollar volume
+    t0 = time.perf_counter()
+    human = controls.human_rows(cfg)
+    rows = controls.control_rows(cfg, human)
+    bad = sum(r["corrupted"] for r in rows)
+    print(f"generate {Cell.from_cfg(cfg).name}: {line}; control: {len(rows)} of {len(human)} human rows "
+          f"({bad} corrupted), no model, $0; the mode is ignored")
+    if cfg.dry_run:
+        return None
+    plan = {"estimated_n": n, "target": len(rows), "cost_per_kept_usd": None, "stopped_at_cap": False}
+    return _commit(cfg, tracker, out, spec, template, rows, [], human[:len(rows)], Ledger(price, cfg.budget.max_usd),
+                   plan, time.perf_counter() - t0, {"control": cfg.generator.name, "human_rows": len(human),
+                                                    "corrupted": bad})
+
+
+def _commit(cfg: DictConfig, tracker: Tracker, out: Path, spec: dict, template, kept_all: list[dict],
+            dropped: list[dict], seeds: list[dict], ledger: Ledger, plan: dict, seconds: float,
+            extra: dict | None = None) -> float:
+    """Check the kept rows for contamination and commit the data product; `extra` joins the summary."""
+    cell, store, g = Cell.from_cfg(cfg), Store(cfg.store_dir), cfg.generator
+    key = digest(spec)
     versions = {"template": template.name, "template_version": template.version, "template_sha256": template.sha256,
                 "mode_version": cfg.mode.version,
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
@@ -433,6 +461,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                "contamination_rate": round(contaminated / max(len(flags), 1), 4)}
     if cfg.mode.name in PAIRED_MODES:   # the instructions this generator answered none of, each named in dropped.jsonl
         summary["instructions_given_up"] = sum(1 for d in dropped if d.get("given_up"))
+    summary.update(extra or {})
     for reason, count in sorted(reasons.items()):
         log.info("dropped %d: %s", count, reason)
     if not rows:   # nothing to train on is a failed cell, not a product (in a -m sweep: error.txt, and it goes on)

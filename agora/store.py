@@ -56,6 +56,7 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
     """Everything that changes the generated data. Concurrency, retries and caps do not. The meta-prompt counts by
     its content (sha256), not by its path: the same file anywhere is the same cell, an edited one a new cell.
     `template` is the cell's (`load_template`), loaded here when not given."""
+    from agora import controls
     from agora.domains import get_domain
     from agora.modes import get_mode, load_template
 
@@ -80,6 +81,8 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
         "prompt_format": _plain(cfg.prompt_format),
         "seed": cfg.seed,
         "contamination": _plain(cfg.contamination) if cfg.contamination.drop else None,   # only if it changes data
+        # A control's human data and its corruption (agora/controls.py); only there, so other keys stay as they were.
+        **({"control": controls.spec(cfg)} if controls.is_control(cfg) else {}),
     }
 
 

@@ -6,6 +6,7 @@ the student all speak it.
 """
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -132,6 +133,36 @@ def validate(instruction: str, response: str) -> str | None:
     if not tags[0].strip():
         return "empty_result"
     return None
+
+
+# The final answer of a solution, as the scorer reads it: [RESULT] x [/RESULT], \boxed{x} (one level of braces
+# inside), #### x; the last one wins.
+FINAL_RE = re.compile(r"\[RESULT\](.*?)\[/RESULT\]|\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}|####[ \t]*([^\n]*)", re.S)
+
+
+def wrong_answer(solution: str, rng: random.Random) -> str | None:
+    """`solution` with its final answer replaced by a different number (the negative control
+    `generator=human_corrupted generator.corrupt.how=wrong_answer`, agora/controls.py); None when it has no final
+    answer. A number moves by a nonzero offset of at most 9, keeping its decimals; anything else becomes an integer."""
+    marks = list(FINAL_RE.finditer(solution))
+    if not marks:
+        return None
+    m = marks[-1]
+    g = next(i for i in (1, 2, 3) if m.group(i) is not None)
+    old = m.group(g)
+    if not old.strip():
+        return None
+    value = old.strip().replace(",", "").lstrip("$").removesuffix("\\%").rstrip("%")
+    offset = rng.choice([d for d in range(-9, 10) if d])
+    if re.fullmatch(r"-?\d+", value):
+        new = str(int(value) + offset)
+    elif re.fullmatch(r"-?\d*\.\d+", value):
+        new = f"{float(value) + offset:.{len(value.split('.')[1])}f}"
+    else:
+        new = str(rng.randint(10, 999))
+    lead = old[:len(old) - len(old.lstrip())]
+    trail = old[len(old.rstrip()):]
+    return solution[:m.start(g)] + lead + new + trail + solution[m.end(g):]
 
 
 def score(benchmark: str, completion: str, row: dict) -> bool:

@@ -124,18 +124,33 @@ def reference_dir(cfg: DictConfig, store: Store) -> tuple[Path, dict]:
 
 def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> None:
     """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell."""
-    from agora.generate import load_split, without_benchmarks
+    from agora.controls import human_rows   # the same rows, in the same order, as generator=human's
 
     out, spec = reference_dir(cfg, store)
     if store.exists(out):
         print(f"train: reference cache hit {out}")
         return
-    human = load_split(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
-    human = without_benchmarks(cfg, human)   # MBPP train holds tasks that MBPP+ tests
+    human = human_rows(cfg)   # MBPP train holds tasks that MBPP+ tests: held out there
     rows = [{"instruction": r["question"], "response": r["solution"]} for r in human]
     summary = fit(cfg, store, tracker, rows, out, {"spec": spec}, prefix="train_reference")
     print(f"train: reference (human_sft, {len(rows)} rows) loss {summary['loss']:.4f} -> {out}")
     tracker.summary({f"train_reference/{k}": v for k, v in summary.items()})
+
+
+def training_rows(cfg: DictConfig, src: Path) -> tuple[list[dict], int]:
+    """The cell's training rows, and how many of them are its data: the data, plus in instance generation its seeds
+    (train.include_seeds), except for a control, whose seeds.jsonl holds the very human rows it replays (adding
+    them would train on each twice)."""
+    from agora.controls import is_control
+
+    rows = [{"instruction": r["instruction"], "response": r["response"]} for r in read_jsonl(src / "data.jsonl")]
+    if not rows:
+        raise AgoraError(f"cell {Cell.from_cfg(cfg).name} kept 0 generated examples; see {src / 'dropped.jsonl'} "
+                         "for why")
+    n_data = len(rows)
+    if cfg.mode.name == "instance_generation" and cfg.train.include_seeds and not is_control(cfg):
+        rows += [{"instruction": r["question"], "response": r["solution"]} for r in read_jsonl(src / "seeds.jsonl")]
+    return rows, n_data
 
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
@@ -151,12 +166,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         print(f"train: cache hit {out}")
         tracker.summary({**{f"train/{k}": v for k, v in summary.items()}, "train/cache_hit": 1})
         return summary["loss"]
-    rows = [{"instruction": r["instruction"], "response": r["response"]} for r in read_jsonl(src / "data.jsonl")]
-    n_generated = len(rows)
-    if not rows:
-        raise AgoraError(f"cell {cell.name} kept 0 generated examples; see {src / 'dropped.jsonl'} for why")
-    if cfg.mode.name == "instance_generation" and cfg.train.include_seeds:
-        rows += [{"instruction": r["question"], "response": r["solution"]} for r in read_jsonl(src / "seeds.jsonl")]
+    rows, n_generated = training_rows(cfg, src)
     summary = fit(cfg, store, tracker, rows, out, {"spec": spec, "data": str(src), "generated": n_generated},
                   prefix="train")
     print(f"train {cell.name}: {summary['steps']} steps on {len(rows)} rows ({n_generated} generated), "
