@@ -658,3 +658,29 @@ def test_cli_over_the_sweep_and_the_store(sweep):
     assert p.returncode == 0, p.stderr
     assert re.search(r"budget \$50, code: generator=local .* N=[23] ", p.stdout), p.stdout
     assert "does not bind" in p.stdout     # the local generator costs $0 in API fees, and the advice says so
+
+
+def test_controls_are_labelled_with_their_corruption_and_never_advised(tmp_path):
+    """generator=human / human_corrupted are yardsticks: their rows say which control (and corruption) they are,
+    and budget advice ranks only generators one can buy, however well the human data does."""
+    def data_set(name: str, corrupt: dict | None) -> Path:
+        d = tmp_path / "data" / name
+        d.mkdir(parents=True)
+        spec = {"control": {"human": ["synthetic_gsm"], "held_out": [], "corrupt": corrupt}}
+        (d / "manifest.json").write_text(json.dumps({"spec": spec, "summary": {"control": name}}))
+        return d
+
+    assert report.control_of(data_set("human", None)) == "human"
+    assert report.control_of(data_set("human_corrupted", {"rate": 0.5, "how": "shuffle"})) == \
+        "human_corrupted (shuffle 0.5)"
+    plain = tmp_path / "data" / "gpt4o"
+    plain.mkdir(parents=True)
+    (plain / "manifest.json").write_text(json.dumps({"spec": {"generator": {}}, "summary": {}}))
+    assert report.control_of(plain) is None
+    rows = seeded_rows({"human": [90.0, 95.0, 100.0], "gpt4o": [20.0, 30.0, 40.0]})
+    for r in rows:
+        r["control"] = "human" if r["generator"] == "human" else None
+    groups = report.group_rows(rows)
+    assert {report.label(g).split()[0] for g in groups} == {"human", "gpt4o"}
+    advice = report.recommend(groups, "math", 10.0)
+    assert [a.label.split()[0] for a in advice] == ["generator=gpt4o"]   # human (PGR 95) is not for sale

@@ -113,12 +113,28 @@ def enrich(row: dict, root: Path) -> dict:
             r.setdefault("budget_n", s.get("target"))
         except (OSError, KeyError, ValueError):
             pass
+    r.setdefault("control", control_of(data))
     intrinsic = data / "intrinsic.json"
     if intrinsic.is_file():
         metrics = json.loads(intrinsic.read_text()).get("metrics", {})
         r["intrinsic"] = {k: float(v) for k, v in metrics.items()
                           if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
     return r
+
+
+def control_of(data: Path) -> str | None:
+    """A control data set (generator=human, human_corrupted) as a label with its corruption, e.g.
+    `human_corrupted (shuffle 0.5)`; None for a generator's data. Controls are measured, never bought."""
+    try:
+        manifest = json.loads((data / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    control = manifest.get("spec", {}).get("control")
+    if not control:
+        return None
+    name = manifest.get("summary", {}).get("control") or manifest.get("cell", {}).get("generator") or "control"
+    c = control.get("corrupt")
+    return f"{name} ({c['how']} {c['rate']:g})" if c else name
 
 
 def load_store(root: Path) -> list[dict]:
@@ -305,7 +321,8 @@ def group_rows(rows: list[dict]) -> list[dict]:
                     "pgr_undefined": undefined, "pgr_by_benchmark": bench, "gap_within_noise": noisy,
                     **{k: r0.get(k) for k in COST},
                     **{f"{who}_score": _mean([r.get(who) for r in rs]) for who in ("base", "reference", "student")},
-                    "intrinsic": r0.get("intrinsic", {}), "data_dir": r0.get("data_dir")})
+                    "intrinsic": r0.get("intrinsic", {}), "data_dir": r0.get("data_dir"),
+                    "control": r0.get("control")})
     return sorted(out, key=lambda g: tuple(str(g.get(k)) for k in ("domain", "mode", "generator", "prompt_format"))
                   + (g.get("budget_n") or 0, g["settings"]))
 
@@ -316,7 +333,7 @@ def _mean(values: list) -> float | None:
 
 
 def label(g: dict) -> str:
-    return f"{g['generator']} {g['mode']} {g['prompt_format']} N={g.get('budget_n')}" + _with(g)
+    return f"{g.get('control') or g['generator']} {g['mode']} {g['prompt_format']} N={g.get('budget_n')}" + _with(g)
 
 
 def _with(g: dict) -> str:
@@ -481,6 +498,8 @@ def series_of(groups: list[dict], domain: str) -> list[analysis.Series]:
     """Per generator (with its mode, format, reference, settings): mean PGR at each measured N, $ per kept example."""
     by: dict[tuple, list[dict]] = defaultdict(list)
     for g in groups:
+        if g.get("control"):   # human data is the yardstick, not something to buy
+            continue
         if g["domain"] == domain and g["pgr"] is not None and (g.get("budget_n") or g.get("kept")):
             by[(g["generator"], g["mode"], g["prompt_format"], g.get("reference_kind"), g["settings"])].append(g)
     out = []
