@@ -299,3 +299,21 @@ def test_paper_recipe_bins_and_epoch_step_schedule(tiny_dir, tmp_path):
     # the lr logged at step k is the one step k used: steps 1..per_epoch at 1e-3, the next epoch's at 0.85e-3
     assert lrs and all(lr == pytest.approx(1e-3 * 0.85 ** ((step - 1) // per_epoch)) for step, lr in lrs.items()), lrs
     assert {round(v / 1e-3, 4) for v in lrs.values()} >= {1.0, 0.85}
+
+
+def test_bf16_auto_resolves_to_what_the_machine_runs_and_keys_it():
+    """train.bf16=auto is on where bf16 is native; the training key holds the resolved value, never `auto`."""
+    from agora import AgoraError
+    from agora.hardware import cpu_flags, native_bf16, resolve_bf16
+    from agora.store import train_spec
+    from conftest import compose_cfg
+
+    want = torch.cuda.is_available() and torch.cuda.is_bf16_supported() or bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    assert native_bf16() == want and resolve_bf16("auto") == want
+    assert resolve_bf16(True) is True and resolve_bf16(False) is False
+    with pytest.raises(AgoraError, match="train.bf16='maybe'"):
+        resolve_bf16("maybe")
+    auto = train_spec(compose_cfg("train", ["train.bf16=auto"]))
+    assert auto["train"]["bf16"] is want
+    assert auto == train_spec(compose_cfg("train", [f"train.bf16={str(want).lower()}"]))
+    assert auto != train_spec(compose_cfg("train", [f"train.bf16={str(not want).lower()}"]))
