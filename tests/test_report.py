@@ -260,6 +260,7 @@ def test_advice_says_no_candidate_recovers_the_gap_at_every_budget(tmp_path):
                       "no candidate recovers any of the gap") == 1
     assert column(Page(page), "advice", "verdict_kind") == ["no_gain"] * 4
     assert "<div class='scroll'><table id=\"advice\">" in page and ".scroll{overflow-x:auto" in page
+    assert "Nothing to pair yet" in page   # an empty overlap section says why, not just headers
     # the W&B summary (here the file tracker's metrics.json, which the W&B tracker also writes) names the verdict
     from agora import tracking
 

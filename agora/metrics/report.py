@@ -1032,6 +1032,8 @@ def write(r: Report, out: Path, title: str) -> Path:
               "(<code>union</code>); <code>overlap_pct</code> = shared / union. Per data set: its rows, its "
               "instructions, those missing from another set (<code>not_shared</code>) and those it gave up after "
               "every attempt (<code>given_up</code>).</p>",
+              "" if ov_pools else "<p class='note'><b>Nothing to pair yet:</b> no response-generation or "
+              "quality-enhancement pool holds data sets from two or more generators.</p>",
               _table(["domain", "mode", "budget", "prompt_format", "pool", "generators", "data_sets", "shared",
                       "union", "overlap_pct"], ov_pools, "overlap"),
               _table(["domain", "mode", "pool", "generator", "data_dir", "rows", "instructions", "not_shared",
