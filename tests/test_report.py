@@ -527,12 +527,15 @@ def agora(stage: str, *overrides: str, cwd: Path, store: Path) -> subprocess.Com
 
 
 # Code x response generation, because there the smoke human_sft reference (2 steps) beats the base on HumanEval's
-# first 6 problems (measured 16.7% against 0.0%, for train seeds 1 and 2 alike), so PGR is defined and the interval,
-# Welch and advice branches really run; in math at this scale reference and base both score 0 and PGR is undefined.
-# The evaluation settings are test_grid.py's, so the base evaluation is shared with it.
+# first 20 problems, so PGR is defined and the interval, Welch and advice branches really run. Measured on
+# 2026-12-03 (AMD EPYC, fp32) on the first 48: the base solves none, the reference of train seed 1 solves
+# problems 20, 25 and 35, that of seed 2 problems 20 and 35 (the 20th is HumanEval/30), so 20 is the smallest
+# limit that holds for both seeds (1/20 = 5.0% against 0.0%). After the one chat format (issue 12) the first 6 no
+# longer did. In math at this scale reference and base both score about 0 and PGR is undefined (the reference needs
+# about 80 steps there: 25.0% against 1.6% on 64 problems).
 BENCH = "humaneval"
 CELL = ["domain=code", "mode=response_generation", "budget.n=2,3", "prompt_format=free_form,json",
-        "budget.eval_limit=6", "eval.max_new_tokens=96", "train.max_steps=2"]
+        "budget.eval_limit=20", "eval.max_new_tokens=96", "train.max_steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -568,14 +571,14 @@ def test_report_matches_the_cells_own_metrics(sweep):
         assert s["reference"] > s["base"], s      # the premise of this sweep: PGR is defined in every cell
         assert c[f"{BENCH}/pgr"] == pytest.approx((s["student"] - s["base"]) / (s["reference"] - s["base"]) * 100)
         assert c["pgr"] == c[f"{BENCH}/pgr"]                     # one benchmark: the domain's PGR is its PGR
-        assert c["pgr_partial"] is False and c[f"{BENCH}/n"] == 6   # budget.eval_limit problems
+        assert c["pgr_partial"] is False and c[f"{BENCH}/n"] == 20   # budget.eval_limit problems
         pb, pr = s["base"] / 100, s["reference"] / 100               # the noise flag: |gap| <= 2 binomial se
         assert c[f"{BENCH}/gap_within_noise"] == (
-            abs(s["reference"] - s["base"]) <= 200 * math.sqrt((pb * (1 - pb) + pr * (1 - pr)) / 6))
+            abs(s["reference"] - s["base"]) <= 200 * math.sqrt((pb * (1 - pb) + pr * (1 - pr)) / 20))
         assert c["settings"] == ""   # the sweep's runs differ in its axes and the train seed alone
     # the session's store also holds other modules' evaluations: this benchmark's at this sweep's limit only
     evals = [e for p in store.glob("evals/*/*/manifest.json")
-             if BENCH in (e := json.loads(p.read_text()))["accuracy"] and e["spec"]["limit"] == 6]
+             if BENCH in (e := json.loads(p.read_text()))["accuracy"] and e["spec"]["limit"] == 20]
     students = {e["model_path"]: e["accuracy"][BENCH] for e in evals if e["label"] == "student"}
     rows = [json.loads(p.read_text()) for p in folder.glob("*/result.json")]
     assert len(rows) == 8
@@ -657,7 +660,16 @@ def test_cli_over_the_sweep_and_the_store(sweep):
     p = subprocess.run([sys.executable, "-m", "agora.report", "--store", str(store), "--budget", "50", "--domain",
                         "code"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert re.search(r"budget \$50, code: generator=local .* N=[23] ", p.stdout), p.stdout
+    # Two honest forms, and which one depends on what the students scored: a ranked first candidate with its expected
+    # PGR, or, when that PGR is <= 0, the no-gain verdict first (the 2-step students often score 0, PGR 0.0%).
+    ranked = re.search(r"budget \$50, code: generator=local .* N=([23]) -> expected PGR (-?[\d.]+)%", p.stdout)
+    no_gain = re.search(r"budget \$50, code: no candidate recovers any of the gap: the best of \d+, "
+                        r"generator=local .* expects PGR (-?[\d.]+)% \(<= 0\).* \(N=([23]) for \$0;", p.stdout)
+    assert bool(ranked) != bool(no_gain), p.stdout
+    if ranked:
+        assert float(ranked.group(2)) > 0 and "no_gain" not in p.stdout, p.stdout
+    else:
+        assert float(no_gain.group(1)) <= 0, p.stdout
     assert "does not bind" in p.stdout     # the local generator costs $0 in API fees, and the advice says so
 
 
