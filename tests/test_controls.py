@@ -65,6 +65,17 @@ def test_volume_over_the_human_set_is_exactly_the_reference_set(tmp_path):
     assert g["summary"]["kept"] == len(ref) == g["summary"]["human_rows"]
 
 
+def test_budget_control_covers_the_human_set_with_the_measured_recipe(tmp_path):
+    """budget=control (the documented control sweep): its n takes every human row, so the human control's student
+    trains on exactly the reference's rows, with the 80-step, lr 1e-4 recipe measured to open the gap."""
+    g = generate(tmp_path, "budget=control", "generator=human")
+    cfg = g["cfg"]
+    rows, _ = training_rows(cfg, g["dir"])
+    assert rows == reference_rows(cfg) and len(rows) == cfg.budget.n_seeds
+    assert (cfg.train.max_steps, cfg.train.learning_rate, cfg.budget.eval_limit, cfg.intrinsic.enabled) == (
+        80, 1e-4, 64, False)
+
+
 def test_a_control_ignores_the_mode(tmp_path):
     ig = generate(tmp_path / "ig", "generator=human")
     rg = generate(tmp_path / "rg", "generator=human", "mode=response_generation")
