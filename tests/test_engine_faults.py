@@ -95,7 +95,9 @@ def test_kill_9_mid_run_then_rerun_pays_for_nothing_twice(upstream, tmp_path):
         rc, out, err = finish(generate(cell(proxy.url, 8), tmp_path, store))
         assert rc == 0, out[-2000:] + err[-3000:]
     rows, s = product(store)
-    assert len(rows) == 8 and len({r["request_key"] for r in rows}) == 8
+    # The paired design: an instruction whose replies were all dropped is given up and recorded, never replaced
+    # (it happened once in 2 CI runs: 7 rows and 1 given up), so the 8 instructions are the kept plus the given up.
+    assert len(rows) + s["instructions_given_up"] == 8 and len({r["request_key"] for r in rows}) == len(rows)
     # Only requests in flight at the kill (at most `concurrency` = 2) can have been served twice: the server
     # did the work but the killed client never got the answer. So can one the client timed out on and
     # retried (counted in retries). Everything whose answer landed was never re-sent.
