@@ -6,7 +6,7 @@ reference and the student are prompted in the format the student learned. So eve
 `render` on a tokenizer that went through `apply_format`:
 
 - SFT (`agora.train.data.encode_example`): the whole conversation; the prompt part is masked out of the loss;
-- evaluation (`agora.evaluate.infer.build_prompt`): the prompt alone, ending in the assistant header, for the
+- evaluation (`agora.infer.build_prompt`): the prompt alone, ending in the assistant header, for the
   base (with its few-shot turns before the question), the reference and the student;
 - perplexity (`agora.metrics.intrinsic.perplexities`): the same ids as SFT, scored on the learned tokens.
 

@@ -25,7 +25,7 @@ def check_cell(cfg: DictConfig) -> None:
     from agora import controls
 
     if controls.is_control(cfg):   # generator=human / human_corrupted: its corruption settings
-        controls.check_corrupt(cfg.generator.corrupt, cfg.domain.name)
+        controls.check_corrupt(cfg.generator.corrupt, cfg.domain._target_)
 
 
 def _missing(node: object, path: str = "") -> list[str]:
@@ -55,7 +55,7 @@ def sources_read(cfg: DictConfig) -> set[str]:
     """The data sets some stage of this cell reads: seeds, benchmarks, and the human data of reference=human_sft."""
     data = cfg.budget.data
     names = set(cfg.domain.benchmarks[data]) | set(cfg.domain.human[data])
-    if "domain_mode" in cfg:
+    if cfg.domain_mode is not None:
         names |= set(cfg.domain_mode.seeds[data])
     return names
 
@@ -63,7 +63,7 @@ def sources_read(cfg: DictConfig) -> set[str]:
 def _check_sources(cfg: DictConfig) -> None:
     from agora.domains import get_domain
 
-    made_here = set(getattr(get_domain(cfg.domain.name), "GENERATED", ()))
+    made_here = set(getattr(get_domain(cfg.domain._target_), "GENERATED", ()))
     read = sources_read(cfg)
     for name, source in cfg.domain.sources.items():
         local = source.get("local")

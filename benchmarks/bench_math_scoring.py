@@ -5,7 +5,7 @@
 
 Why it exists: a base model's and a student's accuracy only mean something if the scorer reads an answer the way a
 person grading it would, and PGR divides differences of those accuracies. This prints the agreement with the human
-labels of agora's scorer (`agora.evaluate.math_answers.is_correct`), on GSM8K and MATH rows, beside the two GSM8K
+labels of agora's scorer (`agora.scoring.math_answers.is_correct`), on GSM8K and MATH rows, beside the two GSM8K
 extractions of lm-evaluation-harness (task `gsm8k`, metadata version 3.0), re-implemented here from its task YAML:
 
 - strict-match: the first match of `#### (\\-?[0-9\\.\\,]+)`, else "[invalid]";
@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from agora.evaluate import math_answers
+from agora.scoring import math_answers
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "math_outputs.jsonl"
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
@@ -77,7 +77,7 @@ def load_scorer(path: str) -> Callable[[dict], bool]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default=str(CORPUS))
-    ap.add_argument("--baseline", help="another copy of agora/evaluate/math_answers.py to score with too")
+    ap.add_argument("--baseline", help="another copy of agora/scoring/math_answers.py to score with too")
     ap.add_argument("--by-style", action="store_true", help="also break the GSM8K rows down by output style")
     args = ap.parse_args()
     rows = [json.loads(line) for line in Path(args.corpus).read_text().splitlines() if line.strip()]

@@ -212,12 +212,7 @@ def child_prepare(a) -> None:
     from transformers import AutoTokenizer
 
     from agora.train.data import encode_example
-    from agora.train.student import (
-        SMOLLM2_FILENAME,
-        SMOLLM2_NAME,
-        SMOLLM2_PACKAGE,
-        materialize_student,
-    )
+    from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
 
     model = materialize_student("gguf_package", SMOLLM2_NAME, Path(a.model_cache), package=SMOLLM2_PACKAGE,
                                 filename=SMOLLM2_FILENAME)
@@ -228,11 +223,11 @@ def child_prepare(a) -> None:
         pool = [{"instruction": r["question"], "response": r["answer"]} for r in pool]
         source = f"GSM8K train ({data})"
     else:
-        from agora.domains.synthetic_math import make_problems
+        from agora.domains.math.synthetic import make_problems
 
         pool = [{"instruction": r["question"], "response": r["solution"]}
                 for r in make_problems(4 * a.steps * a.batch + 64, "train", seed=a.seed)]
-        source = "agora.domains.synthetic_math (embedded; GSM8K file not found)"
+        source = "agora.domains.math.synthetic (embedded; GSM8K file not found)"
     random.Random(a.seed).shuffle(pool)
     need, rows, lengths = a.steps * a.batch, [], []
     for r in pool:

@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agora import AgoraError
 from agora.chat import apply_format, load_tokenizer
-from agora.evaluate.infer import GenConfig, build_prompt, generate, load_model, stop_token_ids
+from agora.infer import GenConfig, build_prompt, generate, load_model, stop_token_ids
 from agora.metrics.intrinsic import perplexities
 from agora.train.data import IGNORE_INDEX, build_dataset
 from agora.train.sft import SFTConfig, train_sft

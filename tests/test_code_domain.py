@@ -12,7 +12,8 @@ import time
 import pytest
 
 from agora import AgoraError
-from agora.domains import code, synthetic_code
+from agora.domains import code
+from agora.domains.code import synthetic as synthetic_code
 from conftest import SHARED_DATA, compose_cfg, needs_shared
 
 MBPP_FILE = SHARED_DATA / "mbpp" / "mbpp.jsonl"

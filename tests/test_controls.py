@@ -1,5 +1,5 @@
 """The control generators: `generator=human` replays the domain's human data, `generator=human_corrupted` corrupts a
-share of it. Generation runs for real (`agora.generate.run`, as generate.py calls it) on the composed configs, into a
+share of it. Generation runs for real (`agora.stages.generate.run`, as generate.py calls it) on the composed configs, into a
 tmp store; no model, no server."""
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from agora import AgoraError
 from agora.checks import check_cell
 from agora.controls import corrupt
 from agora.domains import math as math_domain
-from agora.generate import load_split, run, without_benchmarks
+from agora.stages.generate import load_split, run, without_benchmarks
 from agora.store import data_spec, digest, read_jsonl
 from agora.tracking import FileTracker
-from agora.train import training_rows
+from agora.stages.train import training_rows
 from conftest import compose_cfg
 
 N = 12   # budget=smoke

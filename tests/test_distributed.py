@@ -164,7 +164,7 @@ def test_paper_recipe_and_slurm_launcher_compose():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from agora.train import launch_of, sft_config
+    from agora.stages.train import launch_of, sft_config
     from conftest import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from agora import AgoraError
-from agora.domains import code, evalplus
-from agora.sandbox import run_python
+from agora.domains import code
+from agora.domains.code import evalplus
+from agora.scoring.sandbox import run_python
 from conftest import compose_cfg
 
 DATA = Path(__file__).parent / "data" / "evalplus"

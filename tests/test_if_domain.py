@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from agora import AgoraError
-from agora.domains import ifeval, instruction_following as m, synthetic_if
+from agora.domains import instruction_following as m
+from agora.scoring import ifeval
+from agora.domains.instruction_following import synthetic as synthetic_if
 from conftest import ROOT, SHARED_DATA, compose_cfg, needs_shared
 
 IFEVAL_FILE = SHARED_DATA / "ifeval" / "input_data.jsonl"
@@ -110,7 +112,7 @@ def test_scoring_needs_no_network_and_no_nltk_data(tmp_path):
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network disabled in this test')\n"
         "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
-        "from agora.domains import instruction_following as m, synthetic_if\n"
+        "from agora.domains import instruction_following as m\nfrom agora.domains.instruction_following import synthetic as synthetic_if\n"
         "rows = m.load('ifbench', 'test', {'hub': None, 'local': None}, None, 0)\n"
         "print(sum(m.score_many('ifbench', ['Hello. World.'] * len(rows), rows)), len(rows))\n"
         "ex = synthetic_if.make_examples(50, 'test', 3)\n"

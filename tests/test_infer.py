@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from agora.evaluate.infer import GenConfig, build_prompt, generate, stop_token_ids
+from agora.infer import GenConfig, build_prompt, generate, stop_token_ids
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -7,6 +7,8 @@ import math
 import os
 from pathlib import Path
 
+import agora
+
 import pytest
 import torch
 
@@ -67,7 +69,7 @@ def test_judge_scores_come_from_a_real_local_server_and_are_1_to_5(measured):
 def test_perplexity_is_per_example_and_matches_a_hand_computation(measured, store_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agora.train import student_path
+    from agora.stages.train import student_path
 
     cfg, _, metrics, stored, _ = measured
     ppl = [ex["perplexity"] for ex in stored["per_example"]]
@@ -112,7 +114,7 @@ def test_a_rerun_reuses_intrinsic_json_and_the_judge_cache_sends_nothing(measure
     # Below intrinsic.json, every judge request is in the engine's cache: no server starts, nothing is sent.
     server_log = Store(store_dir).root / "intrinsic_judge_server.log"
     log_size = server_log.stat().st_size
-    js = intrinsic.judge_scores(cfg.intrinsic.judge, Store(store_dir), "math", ROWS,
+    js = intrinsic.judge_scores(cfg.intrinsic.judge, Store(store_dir), "agora.domains.math", ROWS,
                                 max_chars=cfg.intrinsic.judge_max_chars, max_usd=0.0)
     assert js.sent == 0 and js.spent_usd == 0.0 and server_log.stat().st_size == log_size
     assert js.difficulty == [e["difficulty"] for e in stored["per_example"]]
@@ -146,7 +148,7 @@ def test_reward_scores_per_example_with_a_real_sequence_classifier(tmp_path, sto
     plumbing (chat rendering, padding, last-token pooling), not the judgement of a real reward model."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    from agora.train import student_path
+    from agora.stages.train import student_path
 
     tok = AutoTokenizer.from_pretrained(student_path(compose_cfg("evaluate").student, Store(store_dir)))
     tok.pad_token = "<|endoftext|>"                          # a pad of its own: rows can be batched
@@ -181,8 +183,8 @@ def test_broken_inputs_give_clear_errors(tmp_path, monkeypatch):
     no_response = make_cell(tmp_path / "c", [{"instruction": "x"}])
     with pytest.raises(AgoraError, match=r"data.jsonl:1 lacks"):
         intrinsic.read_rows(no_response)
-    with pytest.raises(AgoraError, match=r"no difficulty rubric for domain 'poetry'.*'code', 'instruction_following', 'math'"):
-        intrinsic.rubric("poetry", "difficulty")
+    with pytest.raises(AgoraError, match=r"no difficulty rubric for domain 'agora.modes'.*rubrics/difficulty.txt"):
+        intrinsic.rubric("agora.modes", "difficulty")
     with pytest.raises(AgoraError, match="pip install"):
         intrinsic.embedder_path("no_such_embedding_package", None)
     # A paid judge without its key stops before any model loads or any request is written.
@@ -255,32 +257,32 @@ def test_paper_models_are_named_options_and_in_the_cache_key(tmp_path):
 
 
 def test_rubrics_are_1_to_5_score_rubrics_and_the_absolute_prompt_has_prometheus_structure():
-    for path in sorted(intrinsic.RUBRICS.glob("*_*.txt")):
-        domain, aspect = path.stem.rsplit("_", 1)
+    for path in sorted(Path(agora.__file__).parent.glob("domains/*/rubrics/*.txt")):
+        domain, aspect = f"agora.domains.{path.parent.parent.name}", path.stem
         text = intrinsic.rubric(domain, aspect)
         lines = text.splitlines()
         assert lines[0].startswith("[") and lines[0].endswith("?]") and len(lines) == 6
         assert [ln.split(":")[0] for ln in lines[1:]] == [f"Score {k}" for k in range(1, 6)]
     ins, resp = "Find x if 3x - 7 = 11.", "Add 7: 3x = 18, so x = 6.\n[RESULT] 6 [/RESULT]"
-    msgs, cut = intrinsic.judge_messages("math", "quality", ins, resp, 2500)
+    msgs, cut = intrinsic.judge_messages("agora.domains.math", "quality", ins, resp, 2500)
     assert [m["role"] for m in msgs] == ["system", "user"] and not cut
     user = msgs[1]["content"]
     heads = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:", "###Score Rubrics:",
              "###Feedback: "]
     assert [user.index(h) for h in heads] == sorted(user.index(h) for h in heads) and user.endswith("###Feedback: ")
-    assert "[RESULT]" in user and intrinsic.rubric("math", "quality") in user
+    assert "[RESULT]" in user and intrinsic.rubric("agora.domains.math", "quality") in user
     assert user.index(ins) < user.index("###Response to evaluate:") < user.index(resp)
     # Difficulty: the generated instruction is the graded "response" to a task asking for a hard problem.
-    msgs, _ = intrinsic.judge_messages("math", "difficulty", ins, resp, 2500)
+    msgs, _ = intrinsic.judge_messages("agora.domains.math", "difficulty", ins, resp, 2500)
     user = msgs[1]["content"]
     assert user.index(intrinsic.DIFFICULTY_TASK["math"]) < user.index("###Response to evaluate:") < user.index(ins)
-    assert resp not in user and intrinsic.rubric("math", "difficulty") in user
+    assert resp not in user and intrinsic.rubric("agora.domains.math", "difficulty") in user
     # Prometheus-2's Mistral template has no system role: the system text opens the one user turn.
-    one, _ = intrinsic.judge_messages("code", "quality", "x", "y", 2500, system_in_user=True)
+    one, _ = intrinsic.judge_messages("agora.domains.code", "quality", "x", "y", 2500, system_in_user=True)
     assert len(one) == 1 and one[0]["role"] == "user" and one[0]["content"].startswith(intrinsic.ABSOLUTE_SYSTEM)
-    digit, _ = intrinsic.judge_messages("code", "quality", "x", "y", 2500, prompt="digit")
+    digit, _ = intrinsic.judge_messages("agora.domains.code", "quality", "x", "y", 2500, prompt="digit")
     assert digit[0]["content"] == intrinsic.DIGIT_SYSTEM and "[RESULT]" not in digit[1]["content"]
-    long, cut = intrinsic.judge_messages("code", "quality", "x" * 50, "y", 10)
+    long, cut = intrinsic.judge_messages("agora.domains.code", "quality", "x" * 50, "y", 10)
     assert cut and "x" * 11 not in long[1]["content"]
 
 
@@ -356,16 +358,16 @@ def test_prometheus_requests_are_re_asked_until_a_score_parses_against_a_real_se
     rows = ROWS[:2]
     # 2 tokens can never hold "[RESULT] n": every reply is unparsed, so every score is asked 3 times, then given up.
     j = _prometheus_on(url, model, max_tokens=2, attempts=3)
-    js = intrinsic.judge_scores(j, store, "math", rows, max_chars=2500, max_usd=None)
+    js = intrinsic.judge_scores(j, store, "agora.domains.math", rows, max_chars=2500, max_usd=None)
     assert js.failed == 0 and js.unparsed == 2 * len(rows) and js.reasked == 2 * 2 * len(rows)
     assert js.sent == 3 * 2 * len(rows) and js.difficulty == [None, None] and js.quality == [None, None]
-    again = intrinsic.judge_scores(j, store, "math", rows, max_chars=2500, max_usd=None)
+    again = intrinsic.judge_scores(j, store, "agora.domains.math", rows, max_chars=2500, max_usd=None)
     assert again.sent == 0 and again.reasked == js.reasked      # every attempt is its own cached replicate
     # A grammar (sent in the request body, as a vLLM user would send guided decoding) lets the small model close with
     # "[RESULT] n": every score parses on the first attempt, and nothing is re-asked.
     grammar = 'root ::= [a-z ]{3,40} " [RESULT] " [1-5]'
     j = _prometheus_on(url, model, max_tokens=48, attempts=3, extra_body={"grammar": grammar})
-    js = intrinsic.judge_scores(j, store, "math", rows, max_chars=2500, max_usd=None)
+    js = intrinsic.judge_scores(j, store, "agora.domains.math", rows, max_chars=2500, max_usd=None)
     assert js.failed == 0 and js.unparsed == 0 and js.reasked == 0 and js.sent == 2 * len(rows)
     assert all(s in {1, 2, 3, 4, 5} for s in js.difficulty + js.quality)
 
@@ -381,11 +383,12 @@ def test_judge_and_rubric_errors_are_one_line_and_name_the_option(tmp_path, monk
     bad = cfg_for(tmp_path / "store", "intrinsic.judge.grading.attempts=0")
     with pytest.raises(AgoraError, match=r"attempts=0 must be >= 1"):
         intrinsic.grading_of(bad.intrinsic.judge)
-    rubrics = tmp_path / "rubrics"
-    rubrics.mkdir()
-    (rubrics / "poetry_quality.txt").write_text("Rate the poem from 1 to 10.\n")
-    monkeypatch.setattr(intrinsic, "RUBRICS", rubrics)
-    with pytest.raises(AgoraError, match=r"poetry_quality.txt is not a 1-5 score rubric"):
+    rubrics = tmp_path / "poetry" / "rubrics"   # a user's domain package with a bad rubric
+    rubrics.mkdir(parents=True)
+    (rubrics.parent / "__init__.py").write_text("")
+    (rubrics / "quality.txt").write_text("Rate the poem from 1 to 10.\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(AgoraError, match=r"poetry/rubrics/quality.txt is not a 1-5 score rubric"):
         intrinsic.rubric("poetry", "quality")
     with pytest.raises(AgoraError, match="reward.dtype='int7'"):
         intrinsic.reward_scores("unused", ROWS, dtype="int7")

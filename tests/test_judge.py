@@ -13,8 +13,8 @@ import pytest
 
 from agora import AgoraError
 from agora.domains import instruction_following as ifd
-from agora.domains import judged
-from agora.evaluate import judge as J
+from agora.domains.instruction_following import judged
+from agora.scoring import judge as J
 from agora.store import Store
 from conftest import SHARED_DATA, compose_cfg, needs_shared
 

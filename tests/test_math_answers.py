@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agora.evaluate.math_answers import (VERSION, cut_runon, extract_answer, gsm8k_gold, is_correct, math_gold,
-                                         normalize_number)
+from agora.scoring.math_answers import (VERSION, cut_runon, extract_answer, gsm8k_gold, is_correct, math_gold,
+                                        normalize_number)
 from conftest import SHARED_DATA, compose_cfg, needs_shared
 
 GSM8K_TEST = SHARED_DATA / "gsm8k" / "test.jsonl"
@@ -317,7 +317,7 @@ def test_evaluation_scores_with_the_question():
 @needs_shared("gsm8k", "train.jsonl")
 @needs_shared("math", "hendrycks_math_train.jsonl.gz")
 def test_base_fewshot_counts_shots_not_shots_per_source():
-    from agora.evaluate import fewshot_examples
+    from agora.stages.evaluate import fewshot_examples
 
     cfg = compose_cfg("evaluate", [
         "budget=n10k", "domain=math", "eval.base_fewshot=3",

@@ -37,8 +37,10 @@ def test_corrupt_seed_file_names_file_and_line(tmp_path):
 
 
 def test_unknown_domain_lists_known_ones():
-    with pytest.raises(AgoraError, match="math"):
+    with pytest.raises(AgoraError, match="chemistry.*cannot import"):
         get_domain("chemistry")
+    with pytest.raises(AgoraError, match="is not a domain: it lacks VERSION"):
+        get_domain("agora.modes")
 
 
 def test_validators():
@@ -56,7 +58,7 @@ def test_every_mode_builds_and_parses_both_formats(mode, fmt):
     mod = get_mode(mode)
     seeds = [{"id": f"s{i}", "question": f"Q{i}: 2+{i}?", "solution": f"2+{i}={2 + i}\n[RESULT] {2 + i} [/RESULT]",
               "answer": str(2 + i)} for i in range(5)]
-    tpl = load_template("math", mode)
+    tpl = load_template("agora.domains.math", mode)
     messages, meta = mod.build(0, seeds, [], template=tpl, fmt=fmt, themes=m.THEMES, seed=1, n_demos=3,
                                demos_from_generations=1)
     assert messages[0]["role"] == "system" and "{" + "format_instructions}" not in messages[1]["content"]
@@ -78,6 +80,6 @@ def test_instance_generation_mixes_two_seeds_and_one_generation():
     mod = get_mode("instance_generation")
     seeds = [{"id": f"s{i}", "question": f"q{i}", "solution": "a", "answer": "1"} for i in range(10)]
     pool = [{"id": "gen-0", "instruction": "gq", "response": "ga"}]
-    _, meta = mod.build(3, seeds, pool, template=load_template("math", "instance_generation"), fmt="free_form",
+    _, meta = mod.build(3, seeds, pool, template=load_template("agora.domains.math", "instance_generation"), fmt="free_form",
                         themes=m.THEMES, seed=0, n_demos=3, demos_from_generations=1)
     assert sorted(d.startswith("gen-") for d in meta["demo_ids"]) == [False, False, True]

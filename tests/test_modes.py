@@ -11,6 +11,7 @@ import pytest
 from agora import AgoraError
 from agora.generators.llama_server import disable_extra_buffer_types
 from agora.generators.local_server import packaged_file, use_extra_bufts
+from agora.domains import get_domain
 from agora.modes import ParseError, get_mode, parse_json_object, response_format
 
 MODES = ("instance_generation", "response_generation", "quality_enhancement")
@@ -81,7 +82,7 @@ def test_the_grammar_check_rejects_a_broken_grammar(compiles):
 def test_every_cell_has_a_grammar_llama_cpp_compiles(mode, domain, compiles):
     m = get_mode(mode)
     for fmt in ("free_form", "json"):
-        body = m.constraint(fmt, domain)
+        body = m.constraint(fmt, get_domain(f"agora.domains.{domain}").ANSWER_GBNF)
         assert compiles(body["grammar"]), (mode, domain, fmt)
         if fmt == "json":   # a JSON response_format would override the grammar in llama-cpp-python
             assert body["response_format"] is None

@@ -1,6 +1,6 @@
 """The paired design of response generation and quality enhancement: every generator answers the same instructions.
 
-Generation runs for real (`agora.generate.run`, as `generate.py` calls it) against the packaged SmolLM2 on a llama.cpp
+Generation runs for real (`agora.stages.generate.run`, as `generate.py` calls it) against the packaged SmolLM2 on a llama.cpp
 server, behind tests/faultproxy.py, which answers chosen instructions with an unparsable reply: once (the retry on the
 same instruction must then keep it) or every time (the instruction is given up and recorded, never replaced by the next
 one of the pool). Two generator configs with different sampling and different faults must end with the same
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from agora.checks import check_cell
-from agora.generate import load_seeds, run
+from agora.stages.generate import load_seeds, run
 from agora.generators.local_server import llama_cpp_server, packaged_file
 from agora.metrics import report
 from agora.store import read_jsonl

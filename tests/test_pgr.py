@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from agora.evaluate.pgr import aggregate, pgr, summary_line
+from agora.metrics.pgr import aggregate, pgr, summary_line
 from agora.metrics.analysis import gap_noise, gap_within_noise
 
 

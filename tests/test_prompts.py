@@ -24,6 +24,8 @@ import pytest
 
 from agora import AgoraError
 from agora.domains import code, get_domain, instruction_following, math
+
+MATH = math
 from agora.modes import get_mode, load_template, sampling_fields
 from agora.store import data_spec, digest
 from conftest import ROOT, compose_cfg
@@ -36,8 +38,9 @@ POOL = [{"id": "g0", "instruction": "Generated question", "response": "Generated
 
 
 def render(domain: str, mode: str, fmt: str, i: int = 0, template=None, seed: int = 42, **kw) -> tuple[str, dict]:
-    d = get_domain(domain)
-    messages, meta = get_mode(mode).build(i, SEEDS, POOL, template=template or load_template(domain, mode), fmt=fmt,
+    d = get_domain(f"agora.domains.{domain}")
+    messages, meta = get_mode(mode).build(i, SEEDS, POOL, template=template or load_template(d.__name__, mode),
+                                          fmt=fmt,
                                           themes=d.THEMES, openers=d.OPENERS, seed=seed,
                                           **{"n_demos": 3, "demos_from_generations": 1, **kw})
     assert messages[0]["role"] == "system" and "data generator agent" in messages[0]["content"]
@@ -170,7 +173,7 @@ def test_a_user_template_renders_and_its_content_is_in_the_data_key(tmp_path):
     a.write_text(OURS)
     b.write_text(OURS)
     c.write_text(OURS.replace("harder", "much harder"))
-    t = load_template("math", "instance_generation", str(a))
+    t = load_template("agora.domains.math", "instance_generation", str(a))
     assert t.version == 7 and t.name == str(a)
     prompt, meta = render("math", "instance_generation", "free_form", template=t)
     assert prompt.startswith(f"Write a harder problem on {meta['theme']}.") and "[DEMONSTRATION 3]" in prompt
@@ -187,7 +190,7 @@ def test_a_user_template_renders_and_its_content_is_in_the_data_key(tmp_path):
 def test_an_original_agorabench_style_file_runs_unchanged(tmp_path):
     f = tmp_path / "ig.txt"
     f.write_text(ORIGINAL_STYLE)
-    t = load_template("code", "instance_generation", str(f))
+    t = load_template("agora.domains.code", "instance_generation", str(f))
     assert t.version == 0 and t.placeholders == {"theme", "input1", "input2", "input3", "output1", "output2", "output3"}
     prompt, meta = render("code", "instance_generation", "free_form", template=t)
     assert f'on "{meta["theme"]}"' in prompt and "<input" not in prompt.replace("<input>?", "")
@@ -200,28 +203,28 @@ def test_an_original_agorabench_style_file_runs_unchanged(tmp_path):
     rg = tmp_path / "rg.txt"
     rg.write_text("Answer this well.\nINPUT:\n<input>\n\nOUTPUT:\n")
     prompt, _ = render("math", "response_generation", "free_form", i=1,
-                       template=load_template("math", "response_generation", str(rg)))
+                       template=load_template("agora.domains.math", "response_generation", str(rg)))
     assert prompt == f"Answer this well.\nINPUT:\n{SEEDS[1]['question']}\n\nOUTPUT:\n"
 
 
 def test_a_missing_template_or_placeholder_is_one_clear_error(tmp_path):
     with pytest.raises(AgoraError, match=r"mode.template=.*nope.txt: no such file"):
-        load_template("math", "instance_generation", str(tmp_path / "nope.txt"))
+        load_template("agora.domains.math", "instance_generation", str(tmp_path / "nope.txt"))
     f = tmp_path / "t.txt"
     f.write_text("Write a problem.\n{demonstrations}\n")
     with pytest.raises(AgoraError, match=r"t.txt lacks \{theme\} \(the drawn theme\)"):
-        load_template("math", "instance_generation", str(f))
+        load_template("agora.domains.math", "instance_generation", str(f))
     f.write_text("Theme {theme}, no examples.\n")
     with pytest.raises(AgoraError, match=r"lacks \{demonstrations\} or \{input1\} \+ \{output1\}"):
-        load_template("math", "instance_generation", str(f))
+        load_template("agora.domains.math", "instance_generation", str(f))
     with pytest.raises(AgoraError, match=r"lacks \{input\} \+ \{output\} or \{instance\}|lacks \{instance\}"):
-        load_template("math", "quality_enhancement", str(f))
+        load_template("agora.domains.math", "quality_enhancement", str(f))
     f.write_text("Refine: <input>\n")   # the answer is missing
     with pytest.raises(AgoraError, match=r"question-answer pair"):
-        load_template("math", "quality_enhancement", str(f))
+        load_template("agora.domains.math", "quality_enhancement", str(f))
     f.write_text("{theme} {demonstrations} {first_word}")
     with pytest.raises(AgoraError, match=r"uses \{first_word\}, which this cell does not fill"):
-        render("math", "instance_generation", "free_form", template=load_template("math", "instance_generation", str(f)))
+        render("math", "instance_generation", "free_form", template=load_template("agora.domains.math", "instance_generation", str(f)))
     p = subprocess.run([sys.executable, str(ROOT / "generate.py"), f"mode.template={tmp_path / 'nope.txt'}",
                         "tracking=none", f"store_dir={tmp_path / 'store'}"], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path)
@@ -237,24 +240,24 @@ def test_sampling_fields_per_prompt_format_and_provider():
             cfg = compose_cfg("generate", [f"generator={gen}", f"prompt_format={pf}"])
             mode = get_mode(cfg.mode.name)
             rf, extra = sampling_fields(cfg.prompt_format.style, cfg.prompt_format.response_format, mode,
-                                        cfg.domain.name, provider=cfg.generator.provider,
+                                        get_domain(cfg.domain._target_).ANSWER_GBNF, provider=cfg.generator.provider,
                                         constrain=bool(cfg.generator.constrain))
             assert (rf, extra) == (None, None), (gen, pf)   # the prompt alone, for every provider
     cfg = compose_cfg("generate", ["generator=gpt4o", "prompt_format=json_enforced"])
-    rf, _ = sampling_fields("json", cfg.prompt_format.response_format, get_mode("instance_generation"), "math",
+    rf, _ = sampling_fields("json", cfg.prompt_format.response_format, get_mode("instance_generation"), MATH.ANSWER_GBNF,
                             provider="openai", constrain=False)
     assert rf["type"] == "json_schema" and rf["json_schema"]["schema"]["required"] == ["input", "output"]
     with pytest.raises(AgoraError, match="Anthropic"):
-        sampling_fields("json", "json_schema", get_mode("instance_generation"), "math", provider="anthropic",
+        sampling_fields("json", "json_schema", get_mode("instance_generation"), MATH.ANSWER_GBNF, provider="anthropic",
                         constrain=False)
     # the smoke model's grammar is the same crutch in free_form and json
     for pf in ("free_form", "json", "json_enforced"):
         cfg = compose_cfg("generate", [f"prompt_format={pf}"])
         rf, extra = sampling_fields(cfg.prompt_format.style, cfg.prompt_format.response_format,
-                                    get_mode(cfg.mode.name), cfg.domain.name, provider="openai", constrain=True)
+                                    get_mode(cfg.mode.name), MATH.ANSWER_GBNF, provider="openai", constrain=True)
         assert rf is None and "grammar" in extra, pf
     with pytest.raises(AgoraError, match="prompt_format.style='yaml'"):
-        sampling_fields("yaml", None, get_mode("instance_generation"), "math", provider="openai", constrain=False)
+        sampling_fields("yaml", None, get_mode("instance_generation"), MATH.ANSWER_GBNF, provider="openai", constrain=False)
 
 
 class Recorder:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agora import sandbox
-from agora.sandbox import run_python
+from agora.scoring import sandbox
+from agora.scoring.sandbox import run_python
 from conftest import ROOT, SHARED_DATA
 
 LAYERS = sandbox.isolation()
@@ -32,7 +32,7 @@ def _sandbox_processes() -> set[int]:
     found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if b"agora/sandbox.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"agora/scoring/sandbox.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.add(int(pid))
         except OSError:
             pass
@@ -205,7 +205,7 @@ def test_api_keys_in_the_harness_environment_are_invisible(mode, monkeypatch):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_harness_files_cannot_be_read(mode):
-    files = [ROOT / "README.md", ROOT / "agora" / "sandbox.py", SHARED_DATA / "README.md"]
+    files = [ROOT / "README.md", ROOT / "agora" / "scoring" / "sandbox.py", SHARED_DATA / "README.md"]
     program = "".join(f"try:\n    print(open({str(f)!r}).read())\nexcept OSError as e:\n    print('refused', e)\n"
                       for f in files)
     result = run_python(program, UNSOLVED, **mode)

@@ -10,7 +10,7 @@ from conftest import ROOT, SHARED_DATA, compose_cfg, needs_shared
 
 from agora import AgoraError
 from agora.domains import code, instruction_following, math, pool
-from agora.generate import load_seeds
+from agora.stages.generate import load_seeds
 from agora.store import data_spec
 
 
@@ -137,7 +137,7 @@ def test_response_generation_draws_10k_and_the_draw_is_in_the_data_key(tmp_path)
     assert len(rows) == 10000 and len({r["id"] for r in rows}) == 10000
     base = data_spec(cfg)
     assert base["pool"]["sample"] == {"magpie_pro": 10000} and base["pool"]["max_seed_tokens"] is None
-    assert data_spec(compose_cfg("generate", over + ["domain_mode.sample.magpie_pro=5000"])) != base
+    assert data_spec(compose_cfg("generate", over + ["domain.modes.response_generation.sample.magpie_pro=5000"])) != base
     assert data_spec(compose_cfg("generate", over + ["seed=7"])) != base
     ig = data_spec(compose_cfg("generate", ["budget=n10k", "mode=instance_generation"]))
     assert ig["pool"]["max_seed_tokens"] == 4096 and ig["pool"]["tokenizer"]["student"]
@@ -165,7 +165,7 @@ def test_a_seed_whose_task_mbpp_plus_tests_is_held_out_though_reworded(tmp_path)
     import gzip
     import json
 
-    from agora.generate import task_of, without_benchmarks
+    from agora.stages.generate import task_of, without_benchmarks
 
     assert task_of("mbpp-726") == task_of("Mbpp/726") == "mbpp/726" and task_of("HumanEval/3") == "humaneval/3"
     assert task_of("lima-3") is None

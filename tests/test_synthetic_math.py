@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from agora.domains.synthetic_math import TEMPLATES, make_problems, split_of
-from agora.evaluate.math_answers import extract_answer
+from agora.domains.math.synthetic import TEMPLATES, make_problems, split_of
+from agora.scoring.math_answers import extract_answer
 
 
 def test_deterministic_and_prefix():

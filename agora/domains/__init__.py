@@ -1,12 +1,14 @@
 """Domains: where seeds, human data and benchmarks come from, and how outputs are validated and scored.
 
-A domain is a module with the functions of `Domain`; the registry is a plain dict.
+A domain is one package (the functions and constants of `Domain`, its prompts, rubrics and offline data) and one
+YAML that names it; `get_domain` imports it from the YAML's `_target_`, so a user's domain needs no edit here.
 """
 from __future__ import annotations
 
 import gzip
 import json
 from pathlib import Path
+from functools import cache
 from types import ModuleType
 from typing import Protocol
 
@@ -14,9 +16,17 @@ from agora import AgoraError
 
 
 class Domain(Protocol):
+    """What a domain package (`agora/domains/<name>/__init__.py`, or a user's own package) provides.
+
+    Beside the module: `prompts/<mode>.txt` (the meta-prompts), `rubrics/{difficulty,quality}.txt` (the intrinsic
+    judge's rubrics) and whatever offline data it ships. Its YAML (`conf/domain/<name>.yaml`, or one on Hydra's search
+    path) names the package in `_target_` and holds its sources, seeds per mode, benchmarks and evaluation settings.
+    """
     VERSION: int
     THEMES: list[str]   # drawn into instance generation, one per request
     OPENERS: list[str]  # opening words drawn likewise (instruction following); empty: none
+    ANSWER_GBNF: tuple[str, str]   # the answer's llama.cpp grammar, free-form and inside a JSON string (agora/modes)
+    SCORER_VERSION: int  # the version of the scorer its benchmarks use: part of every evaluation's key
 
     def load(self, name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]: ...
     def validate(self, instruction: str, response: str) -> str | None: ...
@@ -24,13 +34,37 @@ class Domain(Protocol):
     def score_many(self, benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]: ...
 
 
-def get_domain(name: str) -> ModuleType:
+REQUIRED = ("VERSION", "THEMES", "OPENERS", "ANSWER_GBNF", "SCORER_VERSION", "load", "validate", "score",
+            "score_many")
+
+
+@cache
+def get_domain(target: str) -> ModuleType:
+    """The domain package named by a domain YAML's `_target_` (a module path, e.g. `agora.domains.math`).
+
+    The YAML files of the `domain` config group are the registry: Agora's own in `conf/domain/`, a user's anywhere on
+    Hydra's search path (`hydra.searchpath=[file://...]`), with a `_target_` that Python can import.
+    """
     import importlib
 
-    known = ("math", "code", "instruction_following")
-    if name not in known:
-        raise AgoraError(f"unknown domain {name!r}; known: {sorted(known)}")
-    return importlib.import_module(f"agora.domains.{name}")
+    try:
+        module = importlib.import_module(target)
+    except ImportError as e:
+        raise AgoraError(f"domain._target_={target}: cannot import it ({e}); a domain's YAML names an importable "
+                         "package (on PYTHONPATH)") from None
+    missing = [a for a in REQUIRED if not hasattr(module, a)]
+    if missing:
+        raise AgoraError(f"domain._target_={target} is not a domain: it lacks {', '.join(missing)} "
+                         "(agora/domains/__init__.py, `Domain`)")
+    return module
+
+
+def package_text(target: str, *parts: str) -> str | None:
+    """A text file shipped inside a domain package (`prompts/<mode>.txt`, `rubrics/<aspect>.txt`), or None."""
+    from importlib import resources
+
+    f = resources.files(target).joinpath(*parts)
+    return f.read_text(encoding="utf-8") if f.is_file() else None
 
 
 def check_jsonl(path: Path) -> None:

@@ -12,7 +12,7 @@ import time
 import anthropic
 
 from agora.generators.client import (BatchState, Completion, PermanentError, TransientError, retry_after_seconds,
-                                    sdk_http_error)
+                                     sdk_http_error)
 from agora.generators.wire import Wire, sdk_headers
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "content_filter"}

@@ -13,7 +13,7 @@ import time
 import openai
 
 from agora.generators.client import (BatchState, Completion, PermanentError, TransientError, retry_after_seconds,
-                                    sdk_http_error)
+                                     sdk_http_error)
 from agora.generators.wire import Wire, sdk_headers
 
 _PERMANENT = (openai.BadRequestError, openai.AuthenticationError, openai.PermissionDeniedError,

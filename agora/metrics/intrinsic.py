@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 VERSION = 2                      # the judge prompts, the score parsers, the retry rule and the aggregation below
 FILENAME = "intrinsic.json"
-RUBRICS = Path(__file__).resolve().parent / "rubrics"
 ASPECTS = ("difficulty", "quality")
 METRICS = ("difficulty", "quality", "perplexity", "diversity_instruction", "diversity_response")  # + "reward"
 
@@ -107,13 +106,19 @@ _TAIL = re.compile(r"\s*[)\]]?\s*(?:/\s*5|out\s+of\s+5)?\s*(?:\[/result\]|</s>|<
 # ---------------------------------------------------------------- judge: difficulty and quality
 
 def rubric(domain: str, aspect: str) -> str:
-    """The domain's score rubric for `aspect`: "[criterion]" then "Score 1: ..." to "Score 5: ..." (checked)."""
-    path = RUBRICS / f"{domain}_{aspect}.txt"
-    if not path.is_file():
-        known = sorted({p.stem.rsplit("_", 1)[0] for p in RUBRICS.glob("*_*.txt")})
-        raise AgoraError(f"no {aspect} rubric for domain {domain!r} (looked for {path}); domains with rubrics: "
-                         f"{known}. Write agora/metrics/rubrics/{domain}_{aspect}.txt")
-    text = path.read_text().strip()
+    """The score rubric for `aspect` in the domain package `domain` (its `_target_`, e.g. `agora.domains.math`):
+    `rubrics/<aspect>.txt`, "[criterion]" then "Score 1: ..." to "Score 5: ..." (checked)."""
+    from agora.domains import package_text
+
+    path = f"{domain}/rubrics/{aspect}.txt"
+    try:
+        text = package_text(domain, "rubrics", f"{aspect}.txt")
+    except ModuleNotFoundError:
+        text = None
+    if text is None:
+        raise AgoraError(f"no {aspect} rubric for domain {domain!r} (looked for {path}); a domain package ships "
+                         f"rubrics/difficulty.txt and rubrics/quality.txt")
+    text = text.strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     ok = (len(lines) == 6 and lines[0].startswith("[") and lines[0].endswith("]")
           and all(lines[k].startswith(f"Score {k}: ") for k in range(1, 6)))
@@ -130,6 +135,7 @@ def _clip(text: str, max_chars: int) -> tuple[str, bool]:
 
 
 def difficulty_task(domain: str) -> str:
+    domain = domain.rsplit(".", 1)[-1]   # the package's last name: Agora's own are the domain names
     return DIFFICULTY_TASK.get(domain, f"Write a {domain.replace('_', ' ')} problem that is specific and hard to "
                                        "solve, not a generic or easy one.")
 
@@ -240,7 +246,7 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
     from agora.engine.ledger import Ledger, Price
     from agora.engine.option import run_on_option
     from agora.engine.runner import CapReached, Request, Sampling
-    from agora.generate import endpoint_of
+    from agora.stages.generate import endpoint_of
     from agora.generators import require_key
 
     j = judge_cfg
@@ -580,11 +586,11 @@ def _package_version(package: str | None) -> str | None:
 
 def spec_of(cfg: DictConfig, data_key: str) -> dict:
     """Everything that changes the numbers; concurrency, batch sizes, caps and devices do not."""
-    from agora.generate import endpoint_of
+    from agora.stages.generate import endpoint_of
 
     i, j = cfg.intrinsic, cfg.intrinsic.judge
     e, r = i.embedder, i.reward
-    d = cfg.domain.name
+    d = cfg.domain._target_
     return {
         "version": VERSION,
         "data_key": data_key,
@@ -648,12 +654,12 @@ def _write_atomic(path: Path, obj: dict) -> None:
 
 def compute(cfg: DictConfig, store: Store, rows: list[dict], spec: dict) -> dict:
     """Judge, perplexity, embeddings and (optionally) reward for `rows`; the intrinsic.json object."""
-    from agora.train import student_path
+    from agora.stages.train import student_path
 
     i = cfg.intrinsic
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    js = judge_scores(i.judge, store, cfg.domain.name, rows, max_chars=i.judge_max_chars, max_usd=i.max_usd)
+    js = judge_scores(i.judge, store, cfg.domain._target_, rows, max_chars=i.judge_max_chars, max_usd=i.max_usd)
     timings["judge_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()

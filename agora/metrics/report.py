@@ -548,7 +548,7 @@ def describe(advice: list[analysis.Advice], domain: str, budget_usd: float, grou
 
 
 # ---------------------------------------------------------------- paired instructions
-PAIRED_MODES = ("response_generation", "quality_enhancement")   # agora/generate.py's: a given instruction per example
+PAIRED_MODES = ("response_generation", "quality_enhancement")   # agora/stages/generate.py's: a given instruction per example
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -20,7 +20,6 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
@@ -94,16 +93,18 @@ def _parse_template(raw: str, name: str, *, header_required: bool) -> Template:
 
 @cache
 def _packaged_template(domain: str, mode: str) -> Template:
-    name = f"{domain}_{mode}.txt"
-    try:
-        raw = (resources.files("agora.modes") / "prompts" / name).read_text()
-    except FileNotFoundError:
-        raise AgoraError(f"no prompt template {name} for domain={domain} mode={mode}") from None
+    from agora.domains import package_text
+
+    name = f"{domain}/prompts/{mode}.txt"
+    raw = package_text(domain, "prompts", f"{mode}.txt")
+    if raw is None:
+        raise AgoraError(f"no prompt template {name}: the domain package {domain} has no prompt for mode={mode}")
     return _parse_template(raw, name, header_required=True)
 
 
 def load_template(domain: str, mode: str, path: str | None = None) -> Template:
-    """The cell's meta-prompt: the packaged `prompts/<domain>_<mode>.txt`, or the file at `path`
+    """The cell's meta-prompt: `prompts/<mode>.txt` of the domain package `domain` (its `_target_`), or the file at
+    `path`
     (`mode.template=PATH`), checked for the placeholders the mode fills. A user file may start with the same
     `version: N` + `---` header; without one its version is 0 and its sha256 alone tells versions apart."""
     if path is None:
@@ -216,16 +217,9 @@ GBNF_TEXT += python_gbnf("", r'"\n"')
 # write prose instead of code).
 JSON_GBNF = r"""jtext ::= [^"\\\n\[\]]{1,300}
 """ + python_gbnf("j", r'"\\n"')
-ANSWERS = {
-    "math": ("text result", r'jtext " [RESULT] " [^"\\\n\[\]]{1,30} " [/RESULT]"'),
-    "code": ("code", "jcode"),
-    "instruction_following": ("text", "jtext"),
-}
-
-
-def gbnf(root: str, domain: str) -> str:
-    """A llama.cpp grammar: `root` may use `text` and `answer` (the domain's answer shape)."""
-    return f"root ::= {root}\nanswer ::= {ANSWERS[domain][0]}\n{GBNF_TEXT}"
+def gbnf(root: str, answer: tuple[str, str]) -> str:
+    """A llama.cpp grammar: `root` may use `text` and `answer` (the domain's `ANSWER_GBNF`, built on the rules here)."""
+    return f"root ::= {root}\nanswer ::= {answer[0]}\n{GBNF_TEXT}"
 
 
 def json_schema(keys: tuple[str, ...]) -> dict:
@@ -249,7 +243,7 @@ def response_format(kind: str | None, keys: tuple[str, ...]) -> dict | None:
     raise AgoraError(f"prompt_format.response_format={kind!r}; known: null, json_object, json_schema")
 
 
-def sampling_fields(style: str, enforce: str | None, mode: ModuleType, domain: str, *, provider: str,
+def sampling_fields(style: str, enforce: str | None, mode: ModuleType, answer: tuple[str, str], *, provider: str,
                     constrain: bool) -> tuple[dict | None, dict | None]:
     """`(response_format, extra_body)` of a generation request: what, beyond the prompt, holds the reply's format.
 
@@ -263,7 +257,7 @@ def sampling_fields(style: str, enforce: str | None, mode: ModuleType, domain: s
     if style not in FORMATS:
         raise AgoraError(f"prompt_format.style={style!r}; known: {list(FORMATS)}")
     if constrain:
-        return None, mode.constraint(style, domain)
+        return None, mode.constraint(style, answer)
     if enforce not in (None, "text") and provider == "anthropic":
         raise AgoraError(f"prompt_format.response_format={enforce} needs a server that enforces a JSON schema; "
                          "Anthropic's Messages API has none (use prompt_format=json, the prompt-only variant)")
@@ -280,7 +274,7 @@ def json_format_instructions(keys: dict[str, str]) -> str:
             "requires.")
 
 
-def json_constraint(keys: tuple[str, ...], answer_key: str, domain: str) -> dict:
+def json_constraint(keys: tuple[str, ...], answer_key: str, answer: tuple[str, str]) -> dict:
     """Request fields that make a llama.cpp server write `json_schema(keys)` with `answer_key` in the domain's shape.
 
     The grammar emits that object as strict JSON (code newlines as `\\n`); `response_format` is cleared because
@@ -290,7 +284,7 @@ def json_constraint(keys: tuple[str, ...], answer_key: str, domain: str) -> dict
     for k in keys:
         fields.append(f'"\\"{k}\\": \\"" ' + ("janswer" if k == answer_key else "jtext") + ' "\\""')
     root = ' ", " '.join(fields)
-    grammar = f'root ::= "{{" {root} "}}"\njanswer ::= {ANSWERS[domain][1]}\n{JSON_GBNF}'
+    grammar = f'root ::= "{{" {root} "}}"\njanswer ::= {answer[1]}\n{JSON_GBNF}'
     return {"response_format": None, "grammar": grammar}
 
 

@@ -40,11 +40,11 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], {"seed_id": row["id"]}
 
 
-def constraint(fmt: str, domain: str) -> dict:
+def constraint(fmt: str, answer: tuple[str, str]) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return json_constraint(JSON_KEYS, ANSWER_KEY, domain)
-    return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " answer', domain)}
+        return json_constraint(JSON_KEYS, ANSWER_KEY, answer)
+    return {"grammar": gbnf('"Revised Question: " text "\\nRevised Answer: " answer', answer)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:

@@ -34,11 +34,11 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
         {"seed_id": row["id"], "instruction": row["question"]}
 
 
-def constraint(fmt: str, domain: str) -> dict:
+def constraint(fmt: str, answer: tuple[str, str]) -> dict:
     """Request fields that make a llama.cpp server keep this mode's output format."""
     if fmt == "json":
-        return json_constraint(JSON_KEYS, ANSWER_KEY, domain)
-    return {"grammar": gbnf("answer", domain)}
+        return json_constraint(JSON_KEYS, ANSWER_KEY, answer)
+    return {"grammar": gbnf("answer", answer)}
 
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:

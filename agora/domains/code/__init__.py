@@ -1,7 +1,7 @@
 """The code domain: MBPP and HumanEval scored by pass@1 in the sandbox, with Agora's own Python tasks offline.
 
 At hub scale the benchmarks are EvalPlus's HumanEval+ and MBPP+ (`humaneval_plus`, `mbpp_plus`; loading and
-differential testing in `agora.domains.evalplus`), as in the paper; plain `humaneval` stays the embedded default.
+differential testing in `agora.domains.code.evalplus`), as in the paper; plain `humaneval` stays the embedded default.
 
 Every record has `{"id", "question", "solution", "answer"}`:
 - `question` is what the student sees:
@@ -23,11 +23,15 @@ import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, pool, synthetic_code
-from agora.domains import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
-from agora.sandbox import run_many, run_python
+from agora.domains import check_jsonl, pool
+from agora.domains.code import synthetic as synthetic_code
+from agora.domains.code import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
+from agora.scoring import sandbox
+from agora.scoring.sandbox import run_many, run_python
 
-VERSION = 1
+VERSION = 1   # the domain's code and its embedded data (synthetic.py, evalplus.py): in every data and evaluation key
+SCORER_VERSION = sandbox.VERSION
+ANSWER_GBNF = ("code", "jcode")   # a fenced Python function (agora/modes `python_gbnf`), free-form and in a JSON string
 LANGUAGES = ["Python", "Java", "C++", "C", "JavaScript", "C#", "PHP"]
 # The paper's 14 themes: 7 languages x writing or fixing code. The meta-prompts follow the theme (the solution is
 # one fenced block in the theme's language, tagged with it) and `validate` accepts any tagged block, compiling

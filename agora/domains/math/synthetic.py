@@ -15,7 +15,6 @@ import hashlib
 import random
 from typing import Callable
 
-VERSION = 1
 TEST_FRACTION = 0.2  # share of the question space that belongs to the test split
 
 NAMES = [("Maya", "she", "her"), ("Liam", "he", "his"), ("Aisha", "she", "her"), ("Noah", "he", "his"),

@@ -5,7 +5,7 @@ offline. Each example here is a general request on one of the 28 themes ("Share 
 one to three constraints of IFEval's kinds (exactly N bullet points, all lowercase, include keywords, end with a
 phrase, N paragraphs separated by ***, a <<title>>, JSON output, at least/less than N words or sentences, no commas,
 a P.S., ...), and a response built to satisfy them. Rows carry `instruction_id_list` and `kwargs` in IFEval's format,
-so the IFEval checkers score them (`agora.domains.ifeval`); every response is run past the real checkers of its own
+so the IFEval checkers score them (`agora.scoring.ifeval`); every response is run past the real checkers of its own
 constraints before it is kept, and a test does it again.
 
 The split is decided by a stable hash of the request sentence (before any constraint), so a test request never
@@ -23,9 +23,8 @@ import json
 import random
 import re
 
-from agora.domains import ifeval
+from agora.scoring import ifeval
 
-VERSION = 1
 TEST_FRACTION = 0.2  # share of the request space that belongs to the test split
 
 THEMES = [

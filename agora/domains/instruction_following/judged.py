@@ -4,7 +4,7 @@ and Arena-Hard-Auto v0.1's 500 prompts with the GPT-4-0314 baseline.
 Why it exists: both live on the hub as plain files in repositories that `datasets>=4` cannot load
 (tatsu-lab/alpaca_eval is a loading-script repository; lmarena-ai/arena-hard-auto keeps questions and each
 model's answers in separate JSONL files). So they are fetched as files with `huggingface_hub`, at the revision
-the source names, or read from `domain.sources.<name>.local`. Scoring lives in `agora.evaluate.judge`.
+the source names, or read from `domain.sources.<name>.local`. Scoring lives in `agora.scoring.judge`.
 
 Every row is `{"id", "question", "solution": "", "answer": <the baseline's output>}`; AlpacaEval rows also keep
 `index`, the prompt's position among the 805, which the length-controlled GLM uses to look up its difficulty.

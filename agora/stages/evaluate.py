@@ -22,10 +22,10 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
                 benchmarks: dict[str, list[dict]], fewshot: list[tuple[str, str]]) -> dict[str, float]:
     """Accuracy per benchmark for one model; predictions are kept beside the scores."""
     from agora.domains import get_domain
-    from agora.evaluate.infer import GenConfig, build_prompt, generate, load_model
-    from agora.evaluate.math_answers import VERSION as SCORER_VERSION
+    from agora.infer import GenConfig, build_prompt, generate, load_model
+    from agora.scoring.math_answers import VERSION as SCORER_VERSION
 
-    from agora.evaluate import judge as judging
+    from agora.scoring import judge as judging
 
     # Every model is prompted in the student's chat format (agora/chat.py), so the format keys the base's and the
     # reference's scores too: it changes their prompts.
@@ -38,7 +38,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     if store.exists(out):
         print(f"evaluate: {label} cache hit {out}")
         return json.loads((out / "manifest.json").read_text())["accuracy"]
-    domain = get_domain(cfg.domain.name)
+    domain = get_domain(cfg.domain._target_)
     e = cfg.eval
     temperature = 0.2 if cfg.domain.name == "math" else 0.0  # REFERENCE.md "Evaluation"
     gen = GenConfig(max_new_tokens=e.max_new_tokens, temperature=temperature, top_p=e.top_p,
@@ -72,7 +72,7 @@ def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
     They are drawn in turn from the domain's human data sets (math at hub scale has two, GSM8K and MATH: 3 shots
     are 2 from GSM8K and 1 from MATH), so the setting counts shots, not shots per data set.
     """
-    from agora.generate import load_split
+    from agora.stages.generate import load_split
 
     k, names = cfg.eval.base_fewshot, list(cfg.domain.human[cfg.budget.data])
     if not k:
@@ -84,9 +84,9 @@ def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     from agora.cli import rerun_command
-    from agora.evaluate.pgr import aggregate
-    from agora.generate import load_split
-    from agora.train import data_dir, reference_dir, student_path
+    from agora.metrics.pgr import aggregate
+    from agora.stages.generate import load_split
+    from agora.stages.train import data_dir, reference_dir, student_path
 
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
     data = cfg.budget.data
@@ -109,7 +109,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         raise AgoraError(f"unknown reference.kind {cfg.reference.kind!r}; known: ['checkpoint', 'human_sft']")
 
     names = list(cfg.domain.benchmarks[data])
-    from agora.evaluate.judge import JUDGED
+    from agora.scoring.judge import JUDGED
     from agora.generators import require_key
 
     if JUDGED & set(names):   # a judged benchmark needs the judge's key: say so before any model runs
@@ -148,9 +148,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     # in anything but the train seed (`report.group_key`), and shows the settings in which rows differ.
     from omegaconf import OmegaConf
 
-    from agora.evaluate.judge import VERSION as JUDGE_VERSION
-    from agora.evaluate.math_answers import VERSION as SCORER_VERSION
-    from agora.evaluate.pgr import summary_line
+    from agora.scoring.judge import VERSION as JUDGE_VERSION
+    from agora.scoring.math_answers import VERSION as SCORER_VERSION
+    from agora.metrics.pgr import summary_line
 
     spec, es = train_spec(cfg), eval_spec(cfg, names)
     reference = {**OmegaConf.to_container(cfg.reference, resolve=True), "key": ref_key}

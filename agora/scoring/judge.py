@@ -41,7 +41,7 @@ from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
 from agora.engine.option import run_on_option
 from agora.engine.runner import Request, Sampling
-from agora.generate import endpoint_of
+from agora.stages.generate import endpoint_of
 from agora.generators import require_key
 from agora.store import Store, digest
 

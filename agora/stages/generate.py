@@ -25,8 +25,7 @@ from agora.domains import get_domain, pool
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
 from agora.engine.option import limits_of
-from agora.engine.runner import (CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, UpstreamGone,
-                                 run_requests)
+from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, UpstreamGone, run_requests
 from agora.generators import make_client, require_key
 from agora.generators.local_server import serve_option
 from agora.metrics import contamination
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 def load_split(cfg: DictConfig, names: list[str], split: str, limit: int | None,
                limits: dict[str, int] | None = None) -> list[dict]:
     """Rows of the named sources; `limits` (domain_mode.sample) caps a source below `limit`."""
-    domain = get_domain(cfg.domain.name)
+    domain = get_domain(cfg.domain._target_)
     sources = OmegaConf.to_container(cfg.domain.sources, resolve=True)
     rows: list[dict] = []
     for name in names:
@@ -133,9 +132,9 @@ def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, 
 async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: int, ledger: Ledger,
                     cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
-    g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain.name)
+    g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain._target_)
     fmt = cfg.prompt_format.style
-    rf, extra = sampling_fields(fmt, cfg.prompt_format.response_format, mode, cfg.domain.name, provider=g.provider,
+    rf, extra = sampling_fields(fmt, cfg.prompt_format.response_format, mode, domain.ANSWER_GBNF, provider=g.provider,
                                 constrain=bool(g.constrain))
     s = Sampling(g.sampling.temperature, g.sampling.top_p, g.sampling.max_tokens,
                  list(g.sampling.stop) if g.sampling.stop else None, rf, extra_body=extra)
@@ -338,11 +337,11 @@ def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: L
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
-    if "domain_mode" not in cfg and not controls.is_control(cfg):   # a control replays human data: no seeds
+    if cfg.domain_mode is None and not controls.is_control(cfg):   # a control replays human data: no seeds
         raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
-                         f"(conf/domain_mode/{cell.domain}_{cell.mode}.yaml)")
-    get_domain(cell.domain)
-    template = load_template(cell.domain, cell.mode, cfg.mode.template)
+                         f"(domain.modes.{cell.mode} in its YAML)")
+    get_domain(cfg.domain._target_)
+    template = load_template(cfg.domain._target_, cell.mode, cfg.mode.template)
     spec = data_spec(cfg, template)
     key = digest(spec)
     out = store.data_dir(cell, key)
@@ -486,7 +485,7 @@ def _preflight(cfg: DictConfig, seeds: list[dict], template, price: Price, n: in
     """The cell's cost before anything is sent: its first prompts rendered for real, scaled to `n` (agora/estimate.py)."""
     from agora.estimate import preflight, reply_chars
 
-    mode, domain = get_mode(cfg.mode.name), get_domain(cfg.domain.name)
+    mode, domain = get_mode(cfg.mode.name), get_domain(cfg.domain._target_)
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
     k = min(n, 64)
     prompts, replies = [], []

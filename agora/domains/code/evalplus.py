@@ -38,7 +38,6 @@ from pathlib import Path
 
 from agora import AgoraError
 
-VERSION = 1
 BENCHMARKS = {"humaneval_plus": ("HumanEvalPlus", "v0.1.10", "HUMANEVAL_OVERRIDE_PATH"),
               "mbpp_plus": ("MbppPlus", "v0.2.0", "MBPP_OVERRIDE_PATH")}
 TIMEOUT_S, MEMORY_MB = 240.0, 4096   # whole program (both solutions, base + plus); EvalPlus allows 4 GB

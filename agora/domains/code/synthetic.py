@@ -18,7 +18,6 @@ import hashlib
 import random
 from typing import Callable
 
-VERSION = 1
 TEST_FRACTION = 0.2
 N_TESTS = 3
 

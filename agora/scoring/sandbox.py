@@ -38,7 +38,7 @@ What this does NOT stop: a program written against this harness that reads that 
 scheme can stop these while the tests run in the program's own interpreter. The sandbox contains code; it
 does not make cheating impossible.
 
-This file is also the child-side launcher: `python -I -S -B agora/sandbox.py` reads one job from stdin.
+This file is also the child-side launcher: `python -I -S -B agora/scoring/sandbox.py` reads one job from stdin.
 Only the standard library is imported at module level, and `subprocess` is not imported in the child:
 its `_posixsubprocess.fork_exec` would spawn processes without raising an audit event.
 """
