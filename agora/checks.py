@@ -24,8 +24,9 @@ def check_cell(cfg: DictConfig) -> None:
     _check_sources(cfg)
     from agora import controls
 
-    if controls.is_control(cfg):   # generator=human / human_corrupted: its corruption settings
-        controls.check_corrupt(cfg.generator.corrupt, cfg.domain._target_)
+    if controls.is_control(cfg.generator.provider):   # generator=human / human_corrupted: its corruption
+        c = cfg.generator.corrupt
+        controls.check_corrupt(None if c is None else OmegaConf.to_container(c, resolve=True), cfg.domain._target_)
 
 
 def _missing(node: object, path: str = "") -> list[str]:

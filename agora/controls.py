@@ -14,9 +14,8 @@ ignores the mode: the cell's mode and meta-prompt change nothing in its rows, an
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Callable
-
-from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
 
@@ -24,16 +23,17 @@ PROVIDER = "human"                     # generator.provider of a control
 HOWS = ("shuffle", "wrong_answer")     # generator.corrupt.how
 
 
-def is_control(cfg: DictConfig) -> bool:
-    return cfg.generator.provider == PROVIDER
+def is_control(provider: str) -> bool:
+    """Whether a generator option (its `provider`) is a control."""
+    return provider == PROVIDER
 
 
-def check_corrupt(corrupt: DictConfig | None, domain: str) -> None:
+def check_corrupt(corrupt: Mapping | None, domain: str) -> None:
     """`generator.corrupt` is null (the clean control) or {rate in [0, 1], how in HOWS}; wrong_answer needs a domain
     that can write one (a `wrong_answer` function in its module)."""
     if corrupt is None:
         return
-    rate, how = corrupt.rate, corrupt.how
+    rate, how = corrupt["rate"], corrupt["how"]
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise AgoraError(f"generator.corrupt.rate={rate}: the share of rows to corrupt must be a number in [0, 1]")
     if how not in HOWS:
@@ -52,31 +52,22 @@ def _wrong_answer_of(domain: str) -> Callable[[str, random.Random], str | None]:
     return fn
 
 
-def human_rows(cfg: DictConfig) -> list[dict]:
-    """The domain's human data in the order reference=human_sft trains on it (agora/train `train_reference`):
-    `domain.human[budget.data]`, budget.n_seeds of them, benchmark questions and tasks held out."""
-    from agora.stages.generate import load_split, without_benchmarks
-
-    rows = load_split(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
-    return without_benchmarks(cfg, rows)
-
-
-def control_rows(cfg: DictConfig, human: list[dict]) -> list[dict]:
-    """The control's data: the first min(budget.n, len(human)) human rows as instruction/response rows, with
-    `generator.corrupt` applied; every row says whether it was corrupted and which human row it came from."""
+def control_rows(human: list[dict], *, n: int | None, corrupt_: Mapping | None, name: str, domain: str,
+                 seed: int) -> list[dict]:
+    """The control's data: the first min(n, len(human)) human rows as instruction/response rows (all of them when
+    `n` is None), with the corruption `corrupt_` ({rate, how}) applied; every row says whether it was corrupted and
+    which human row it came from. `name` is the generator option's, `domain` the domain package."""
     if not human:
-        raise AgoraError(f"generator={cfg.generator.name}: domain={cfg.domain.name} has no human data for "
-                         f"budget.data={cfg.budget.data} (domain.human.{cfg.budget.data})")
-    n = len(human) if cfg.budget.n is None else min(int(cfg.budget.n), len(human))
+        raise AgoraError(f"generator={name}: the domain has no human data at this budget.data (domain.human)")
+    n = len(human) if n is None else min(int(n), len(human))
     rows = human[:n]
     responses = [r["solution"] for r in rows]
     corrupted = [False] * n
-    c = cfg.generator.corrupt
-    if c is not None:
-        check_corrupt(c, cfg.domain._target_)
-        wrong = _wrong_answer_of(cfg.domain._target_) if c.how == "wrong_answer" else None
-        responses, corrupted = corrupt(responses, float(c.rate), c.how, cfg.seed, wrong)
-    return [{"id": f"{cfg.generator.name}-{i}", "instruction": r["question"], "response": resp, "seed_id": r["id"],
+    if corrupt_ is not None:
+        check_corrupt(corrupt_, domain)
+        wrong = _wrong_answer_of(domain) if corrupt_["how"] == "wrong_answer" else None
+        responses, corrupted = corrupt(responses, float(corrupt_["rate"]), corrupt_["how"], seed, wrong)
+    return [{"id": f"{name}-{i}", "instruction": r["question"], "response": resp, "seed_id": r["id"],
              "corrupted": bad} for i, (r, resp, bad) in enumerate(zip(rows, responses, corrupted))]
 
 
@@ -119,12 +110,3 @@ def corrupt(responses: list[str], rate: float, how: str, seed: int,
     for i in chosen:
         flags[i] = True
     return out, flags
-
-
-def spec(cfg: DictConfig) -> dict:
-    """What makes a control's data beyond the cell (agora/store.py `data_spec`): the human sources, the held-out
-    benchmarks and the corruption, so a different rate or method is a different data set."""
-    data = cfg.budget.data
-    corrupt_ = cfg.generator.corrupt
-    return {"human": list(cfg.domain.human[data]), "held_out": list(cfg.domain.benchmarks[data]),
-            "corrupt": None if corrupt_ is None else OmegaConf.to_container(corrupt_, resolve=True)}

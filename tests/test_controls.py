@@ -14,8 +14,10 @@ from agora import AgoraError
 from agora.checks import check_cell
 from agora.controls import corrupt
 from agora.domains import math as math_domain
-from agora.stages.generate import load_split, run, without_benchmarks
-from agora.store import data_spec, digest, read_jsonl
+from agora.stages import split_rows, without_benchmarks
+from agora.stages.generate import run
+from agora.store import digest, read_jsonl
+from agora.specs import data_spec
 from agora.tracking import FileTracker
 from agora.stages.train import training_rows
 from conftest import compose_cfg
@@ -36,7 +38,7 @@ def generate(tmp: Path, *overrides: str) -> dict:
 
 def reference_rows(cfg) -> list[dict]:
     """The rows reference=human_sft trains on, computed here as train_reference computed them before controls."""
-    human = load_split(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
+    human = split_rows(cfg, list(cfg.domain.human[cfg.budget.data]), "train", cfg.budget.n_seeds)
     return [{"instruction": r["question"], "response": r["solution"]} for r in without_benchmarks(cfg, human)]
 
 

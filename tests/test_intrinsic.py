@@ -201,13 +201,6 @@ def test_broken_inputs_give_clear_errors(tmp_path, monkeypatch):
     assert intrinsic.run(cfg_for(tmp_path / "store", "intrinsic.enabled=false"), store, corrupt, tracker) is None
 
 
-def test_scores_are_parsed_from_judge_replies():
-    assert intrinsic.parse_score("4") == 4 and intrinsic.parse_score(" Score: 3/5") == 3
-    assert intrinsic.parse_score("5.") == 5
-    assert intrinsic.parse_score("0") is None and intrinsic.parse_score("10") is None
-    assert intrinsic.parse_score("2.5") is None and intrinsic.parse_score("none") is None
-
-
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "intrinsic_judge").glob("*.yaml")))
 def test_every_intrinsic_judge_option_composes_with_a_grading_block(option):
     cfg = compose_cfg("evaluate", [f"intrinsic_judge={option}"])

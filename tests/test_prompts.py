@@ -27,7 +27,8 @@ from agora.domains import code, get_domain, instruction_following, math
 
 MATH = math
 from agora.modes import get_mode, load_template, sampling_fields
-from agora.store import data_spec, digest
+from agora.store import digest
+from agora.specs import data_spec
 from conftest import ROOT, compose_cfg
 
 DOMAINS = ("math", "code", "instruction_following")

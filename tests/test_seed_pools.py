@@ -9,9 +9,10 @@ import pytest
 from conftest import ROOT, SHARED_DATA, compose_cfg, needs_shared
 
 from agora import AgoraError
+from agora import sources
 from agora.domains import code, instruction_following, math, pool
 from agora.stages.generate import load_seeds
-from agora.store import data_spec
+from agora.specs import data_spec
 
 
 def _jsonl(path, rows):
@@ -93,17 +94,17 @@ def test_a_corrupt_local_file_names_file_and_line(tmp_path, domain, name):
 
 def test_hub_files_by_pinned_revision_from_the_real_config():
     code_cfg = compose_cfg("generate", ["domain=code"]).domain.sources
-    kind, urls = pool.hub_files("conala", dict(code_cfg.conala), "train")
+    kind, urls = sources.hub_files("conala", dict(code_cfg.conala), "train")
     assert kind == "parquet"
     assert urls == ["hf://datasets/neulab/conala@e59f9e28f593cd63530fa06f164d9ceb7ed35c96/mined/conala-train.parquet"]
-    kind, urls = pool.hub_files("xp3x_code", dict(code_cfg.xp3x_code), "train")
+    kind, urls = sources.hub_files("xp3x_code", dict(code_cfg.xp3x_code), "train")
     assert kind == "json" and urls[0].startswith("hf://datasets/CohereLabs/xP3x@c233c7ec")
     if_cfg = compose_cfg("generate", ["domain=instruction_following"]).domain.sources
-    assert pool.hub_files("lima", dict(if_cfg.lima), "train") == ("json", ["hf://datasets/GAIR/lima/train.jsonl"])
+    assert sources.hub_files("lima", dict(if_cfg.lima), "train") == ("json", ["hf://datasets/GAIR/lima/train.jsonl"])
     conv = {"hub": "org/ds", "revision": "refs/convert/parquet", "data_files": "default/train/*.parquet"}
-    assert pool.hub_files("x", conv, "train")[1] == ["hf://datasets/org/ds@refs%2Fconvert%2Fparquet/default/train/*.parquet"]
+    assert sources.hub_files("x", conv, "train")[1] == ["hf://datasets/org/ds@refs%2Fconvert%2Fparquet/default/train/*.parquet"]
     with pytest.raises(AgoraError, match=r"domain\.sources\.lima\.data_files has no 'validation'"):
-        pool.hub_files("lima", dict(if_cfg.lima), "validation")
+        sources.hub_files("lima", dict(if_cfg.lima), "validation")
     # offline in the tests: the failure is one line naming the file and the `local` override
     with pytest.raises(AgoraError, match=r"hf://datasets/neulab/conala@.*domain\.sources\.conala\.local="):
         code.load("conala", "train", dict(code_cfg.conala), 10, 0)
@@ -165,7 +166,8 @@ def test_a_seed_whose_task_mbpp_plus_tests_is_held_out_though_reworded(tmp_path)
     import gzip
     import json
 
-    from agora.stages.generate import task_of, without_benchmarks
+    from agora.sources import task_of
+    from agora.stages import without_benchmarks
 
     assert task_of("mbpp-726") == task_of("Mbpp/726") == "mbpp/726" and task_of("HumanEval/3") == "humaneval/3"
     assert task_of("lima-3") is None

@@ -305,7 +305,7 @@ def test_bf16_auto_resolves_to_what_the_machine_runs_and_keys_it():
     """train.bf16=auto is on where bf16 is native; the training key holds the resolved value, never `auto`."""
     from agora import AgoraError
     from agora.hardware import cpu_flags, native_bf16, resolve_bf16
-    from agora.store import train_spec
+    from agora.specs import train_spec
     from conftest import compose_cfg
 
     want = torch.cuda.is_available() and torch.cuda.is_bf16_supported() or bool({"amx_bf16", "avx512_bf16"} & cpu_flags())

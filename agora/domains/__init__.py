@@ -5,9 +5,6 @@ YAML that names it; `get_domain` imports it from the YAML's `_target_`, so a use
 """
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
 from functools import cache
 from types import ModuleType
 from typing import Protocol
@@ -65,15 +62,3 @@ def package_text(target: str, *parts: str) -> str | None:
 
     f = resources.files(target).joinpath(*parts)
     return f.read_text(encoding="utf-8") if f.is_file() else None
-
-
-def check_jsonl(path: Path) -> None:
-    """Name the file and line of the first record of a JSONL file (plain or .gz) that is not JSON."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise AgoraError(f"{path}:{n}: not a JSON record ({e.msg}); fix or remove that line") from None

@@ -2,11 +2,8 @@
 
 The paper pairs its generators by giving each one the same seeds: the whole filtered pool for instance
 generation, and the same random 10K for response generation and quality enhancement (REFERENCE.md, "The grid").
-This module holds the three things that make that true here:
+This module holds the two things that make that true here (reading the sources is agora/sources.py's):
 
-- `load_hub`: the hub copy of a source, including the loading-script repositories that `datasets>=4` refuses
-  (LIMA, xP3x, CoNaLa), read as plain JSONL/Parquet files at a pinned revision (`hf://datasets/<repo>@<rev>/...`),
-  for instance the hub's own Parquet conversion (`revision: refs/convert/parquet` or one of its commits);
 - the pool filters the paper's counts imply (`math_single_answer`, `lima_single_turn`, `webinstruct_part`);
 - `sample`: a draw of `n` rows ranked by a hash of (seed, row content), so the same seed gives the same rows
   whatever the generator, the file order or the other sources of the cell, and a larger draw contains a smaller one.
@@ -17,60 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
 
 from agora import AgoraError
 
 VERSION = 1
-
-# ------------------------------------------------------------------ hub files by revision
-
-
-def hub_files(name: str, source: dict, split: str) -> tuple[str, list[str]] | None:
-    """(builder, hf:// URLs) for a source that names `data_files`, or None to use `load_dataset(repo, config)`.
-
-    `data_files` is a pattern or a {split: pattern(s)} map, relative to the repository root at `revision`.
-    A revision with slashes (`refs/convert/parquet`) is URL-quoted, as the hub's file system expects.
-    """
-    files = source.get("data_files")
-    if not files:
-        return None
-    if isinstance(files, Mapping):
-        if split not in files:
-            raise AgoraError(f"domain.sources.{name}.data_files has no {split!r} entry (has: {sorted(files)})")
-        files = files[split]
-    patterns = [files] if isinstance(files, str) else list(files)
-    rev = source.get("revision")
-    root = f"hf://datasets/{source['hub']}" + (f"@{quote(str(rev), safe='')}" if rev else "")
-    urls = [f"{root}/{p.lstrip('/')}" for p in patterns]
-    kinds = {"parquet" if ".parquet" in p else "json" for p in patterns}
-    if len(kinds) > 1:
-        raise AgoraError(f"domain.sources.{name}.data_files mixes JSON and Parquet: {patterns}")
-    return kinds.pop(), urls
-
-
-def load_hub(name: str, source: dict, split: str):
-    """The source's rows from the Hugging Face hub as a `datasets.Dataset` (one line of AgoraError if it fails)."""
-    import datasets
-
-    if not source.get("hub"):
-        raise AgoraError(f"domain.sources.{name} has neither `hub` nor `local`")
-    files = hub_files(name, source, split)
-    try:
-        if files:
-            kind, urls = files
-            return datasets.load_dataset(kind, data_files=urls, split="train")
-        return datasets.load_dataset(source["hub"], source.get("config"), split=split,
-                                     revision=source.get("revision"))
-    except Exception as e:
-        where = files[1] if files else f"{source['hub']} ({split})"
-        msg = " ".join(str(e).split())[:300]
-        raise AgoraError(f"could not load {where} for source {name!r} from the Hugging Face hub: {msg}. Offline, "
-                         f"set domain.sources.{name}.local=/path/to/file.jsonl (or .parquet, or a folder of them), "
-                         f"or use budget=smoke") from e
-
 
 # ------------------------------------------------------------------ the seeded sample
 

@@ -1,13 +1,15 @@
-"""Generator clients: one small Protocol (`ChatClient`) over the official SDKs, chosen by `generator.provider`."""
+"""Generator clients: one small Protocol (`ChatClient`) over the official SDKs, chosen by `generator.provider` from
+a registry (`PROVIDERS`, `register_provider`)."""
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from agora import AgoraError
 from agora.generators.client import ChatClient, Completion, PermanentError, TransientError
 
-__all__ = ["ChatClient", "Completion", "PermanentError", "TransientError", "make_client", "require_key", "PROVIDERS"]
-PROVIDERS = ("openai", "anthropic")
+__all__ = ["ChatClient", "Completion", "PermanentError", "TransientError", "make_client", "require_key", "PROVIDERS",
+           "register_provider"]
 TRANSPORTS = ("aiohttp", "sdk")
 
 
@@ -22,19 +24,36 @@ def require_key(api_key_env: str | None, generator: str) -> str | None:
     return key
 
 
+def _openai(**kw) -> ChatClient:
+    from agora.generators.openai_client import OpenAIClient
+
+    return OpenAIClient(**kw)
+
+
+def _anthropic(**kw) -> ChatClient:
+    from agora.generators.anthropic_client import AnthropicClient
+
+    return AnthropicClient(**kw)
+
+
+# generator.provider -> a factory taking (model, base_url, api_key, timeout_s, concurrency, transport). A provider
+# with its own wire protocol is one entry: `register_provider("myapi", MyClient)` before the stage runs (for
+# example in a module that the user's domain or conftest imports), then `provider: myapi` in its YAML.
+PROVIDERS: dict[str, Callable[..., ChatClient]] = {"openai": _openai, "anthropic": _anthropic}
+
+
+def register_provider(name: str, factory: Callable[..., ChatClient]) -> None:
+    """Make `generator.provider=name` build its client with `factory` (keyword arguments as `make_client`'s)."""
+    PROVIDERS[name] = factory
+
+
 def make_client(provider: str, *, model: str, base_url: str | None, api_key: str | None,
                 timeout_s: float, concurrency: int, transport: str = "aiohttp") -> ChatClient:
-    """`transport`: "aiohttp" (the lean path, default) or "sdk" (every request through the official SDK)."""
+    """The provider's client. `transport`: "aiohttp" (the lean path, default) or "sdk" (every request through the
+    official SDK)."""
     if transport not in TRANSPORTS:
         raise AgoraError(f"unknown generator.transport {transport!r}; known: {list(TRANSPORTS)}")
-    if provider == "openai":
-        from agora.generators.openai_client import OpenAIClient
-
-        return OpenAIClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
-                            concurrency=concurrency, transport=transport)
-    if provider == "anthropic":
-        from agora.generators.anthropic_client import AnthropicClient
-
-        return AnthropicClient(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
+    if provider not in PROVIDERS:
+        raise AgoraError(f"unknown generator.provider {provider!r}; known: {sorted(PROVIDERS)}")
+    return PROVIDERS[provider](model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
                                concurrency=concurrency, transport=transport)
-    raise AgoraError(f"unknown generator.provider {provider!r}; known: {list(PROVIDERS)}")

@@ -18,7 +18,8 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Mapping
+from typing import Any, Iterator
 
 from agora import AgoraError
 from agora.procs import die_with_parent
@@ -149,8 +150,8 @@ def llama_cpp_server(model_path: Path, *, n_ctx: int, n_threads: int, startup_ti
             proc.wait()
 
 
-def serve_option(server: dict | object, log_path: Path):
+def serve_option(server: Mapping[str, Any], log_path: Path):
     """`llama_cpp_server(...)` for a generator option's `server:` block (generate, judges and intrinsic judges)."""
-    return llama_cpp_server(packaged_file(server.package, server.filename), n_ctx=server.n_ctx,
-                            n_threads=server.n_threads, startup_timeout_s=server.startup_timeout_s,
-                            log_path=log_path, extra_bufts=server.extra_bufts)
+    return llama_cpp_server(packaged_file(server["package"], server["filename"]), n_ctx=server["n_ctx"],
+                            n_threads=server["n_threads"], startup_timeout_s=server["startup_timeout_s"],
+                            log_path=log_path, extra_bufts=server["extra_bufts"])

@@ -243,19 +243,17 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
     The embedded judge's llama.cpp server starts only if some request is not in the cache yet.
     """
     from agora.engine.cache import RequestCache, request_key
-    from agora.engine.ledger import Ledger, Price
-    from agora.engine.option import run_on_option
+    from agora.engine.ledger import Ledger
+    from agora.engine.option import Option
     from agora.engine.runner import CapReached, Request, Sampling
-    from agora.stages.generate import endpoint_of
-    from agora.generators import require_key
 
-    j = judge_cfg
-    g = grading_of(j)
+    j = Option.from_cfg(judge_cfg)
+    g = grading_of(judge_cfg)
     parse = PARSERS[g.prompt]
-    price = Price.from_table(OmegaConf.to_container(j.price_usd_per_mtok), j.name)
-    api_key = require_key(j.api_key_env, f"{j.name} (intrinsic_judge=)")
-    endpoint = endpoint_of(j)
-    constrain = bool(j.constrain)
+    price = j.price
+    api_key = j.api_key("intrinsic_judge=")
+    endpoint = j.endpoint
+    constrain = j.constrain
     extra = {**(g.extra_body or {}), **({"grammar": JUDGE_GRAMMAR[g.prompt]} if constrain else {})}
     sampling = Sampling(temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=None,
                         response_format=None, extra_body=extra or None)
@@ -286,8 +284,8 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
             errors: dict[str, str] = {}
             if to_send:
                 try:
-                    results = run_on_option(j, to_send, sampling, cache=cache, ledger=ledger, api_key=api_key,
-                                            desc=f"intrinsic judge {j.name}" + (f" (attempt {attempt + 1})"
+                    results = j.run(to_send, sampling, cache=cache, ledger=ledger, api_key=api_key,
+                                    desc=f"intrinsic judge {j.name}" + (f" (attempt {attempt + 1})"
                                                                                 if attempt else ""),
                                             server_log=store.root / "intrinsic_judge_server.log")
                 except CapReached as e:
@@ -586,7 +584,7 @@ def _package_version(package: str | None) -> str | None:
 
 def spec_of(cfg: DictConfig, data_key: str) -> dict:
     """Everything that changes the numbers; concurrency, batch sizes, caps and devices do not."""
-    from agora.stages.generate import endpoint_of
+    from agora.engine.option import Option
 
     i, j = cfg.intrinsic, cfg.intrinsic.judge
     e, r = i.embedder, i.reward
@@ -594,7 +592,7 @@ def spec_of(cfg: DictConfig, data_key: str) -> dict:
     return {
         "version": VERSION,
         "data_key": data_key,
-        "judge": {"provider": j.provider, "model": j.model, "endpoint": endpoint_of(j), "constrain": bool(j.constrain),
+        "judge": {"provider": j.provider, "model": j.model, "endpoint": Option.from_cfg(j).endpoint, "constrain": bool(j.constrain),
                   "grading": asdict(grading_of(j)), "rubrics": {a: digest(rubric(d, a)) for a in ASPECTS},
                   "prompt": digest(ABSOLUTE_SYSTEM + ABSOLUTE_PROMPT + json.dumps(DIFFICULTY_TASK) + DIGIT_SYSTEM
                                    + json.dumps(_DIGIT_PROMPT)), "max_chars": i.judge_max_chars},
@@ -707,7 +705,7 @@ def run(cfg: DictConfig, store: Store, data_dir: Path, tracker: Tracker) -> dict
 
     Returns the metrics, or None when `intrinsic.enabled` is false.
     """
-    from agora.generators import require_key
+    from agora.engine.option import Option
 
     if not cfg.intrinsic.enabled:
         return None
@@ -725,7 +723,7 @@ def run(cfg: DictConfig, store: Store, data_dir: Path, tracker: Tracker) -> dict
         print(f"intrinsic: cache hit {data_dir / FILENAME}")
         result, hit = stored, 1
     else:
-        require_key(j.api_key_env, f"{j.name} (intrinsic_judge=)")   # before any model loads or money is spent
+        Option.from_cfg(j).api_key("intrinsic_judge=")   # before any model loads or money is spent
         rows = read_rows(data_dir)
         result, hit = compute(cfg, store, rows, spec), 0
         _write_atomic(data_dir / FILENAME, result)

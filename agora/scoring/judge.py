@@ -34,15 +34,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from agora import AgoraError
 from agora.engine.cache import RequestCache, request_key
-from agora.engine.ledger import Ledger, Price
-from agora.engine.option import run_on_option
+from agora.engine.ledger import Ledger
+from agora.engine.option import Option
 from agora.engine.runner import Request, Sampling
-from agora.stages.generate import endpoint_of
-from agora.generators import require_key
 from agora.store import Store, digest
 
 VERSION = 2
@@ -266,20 +264,19 @@ class _Judge:
     """One judge option bound to a store: sends chat requests through the engine, one ledger for the benchmark."""
 
     def __init__(self, judge_cfg: DictConfig, store: Store, max_usd: float | None):
-        self.cfg, self.store = judge_cfg, store
-        self.api_key = require_key(judge_cfg.api_key_env, judge_cfg.name)
-        self.ledger = Ledger(Price.from_table(OmegaConf.to_container(judge_cfg.price_usd_per_mtok), judge_cfg.name),
-                             max_usd)
-        self.endpoint = endpoint_of(judge_cfg)
+        self.option, self.store = Option.from_cfg(judge_cfg), store
+        self.api_key = self.option.api_key("judge=")
+        self.ledger = Ledger(self.option.price, max_usd)
+        self.endpoint = self.option.endpoint
 
     def run(self, conversations: list[list[dict]], sampling: Sampling, skey: dict, desc: str) -> list[dict | None]:
-        j = self.cfg
+        j = self.option
         reqs = [Request(request_key(endpoint=self.endpoint, model=j.model, messages=m, sampling=skey, replicate=0), m)
                 for m in conversations]
         cache = RequestCache(self.store.requests_path(digest({"endpoint": self.endpoint, "model": j.model})))
         try:
-            results = run_on_option(j, reqs, sampling, cache=cache, ledger=self.ledger, api_key=self.api_key,
-                                    desc=desc, server_log=self.store.root / "judge_server.log")
+            results = j.run(reqs, sampling, cache=cache, ledger=self.ledger, api_key=self.api_key, desc=desc,
+                            server_log=self.store.root / "judge_server.log")
         finally:
             cache.close()
         return [r.record for r in results]

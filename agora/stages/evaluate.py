@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
 from agora.metrics import report
-from agora.store import Cell, Store, digest, eval_spec, train_spec, write_jsonl
+from agora.store import Cell, Store, digest, write_jsonl
+from agora.specs import eval_spec, train_spec
 from agora.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,12 @@ def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
     They are drawn in turn from the domain's human data sets (math at hub scale has two, GSM8K and MATH: 3 shots
     are 2 from GSM8K and 1 from MATH), so the setting counts shots, not shots per data set.
     """
-    from agora.stages.generate import load_split
+    from agora.stages import split_rows
 
     k, names = cfg.eval.base_fewshot, list(cfg.domain.human[cfg.budget.data])
     if not k:
         return []
-    per_source = [load_split(cfg, [name], "train", -(-k // len(names))) for name in names]   # ceil(k / sources)
+    per_source = [split_rows(cfg, [name], "train", -(-k // len(names))) for name in names]   # ceil(k / sources)
     turns = [rows[i] for i in range(max(map(len, per_source))) for rows in per_source if i < len(rows)]
     return [(r["question"], r["solution"]) for r in turns[:k]]
 
@@ -85,7 +86,7 @@ def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     from agora.cli import rerun_command
     from agora.metrics.pgr import aggregate
-    from agora.stages.generate import load_split
+    from agora.stages import split_rows
     from agora.stages.train import data_dir, reference_dir, student_path
 
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
@@ -117,7 +118,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     from agora.metrics import intrinsic
 
     intrinsic.run(cfg, store, src, tracker)   # the data set's own qualities, once per data cell (intrinsic.json)
-    benchmarks = {b: load_split(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
+    benchmarks = {b: split_rows(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
     fewshot = fewshot_examples(cfg)
     base_path = student_path(cfg.student, store)
     scores = {

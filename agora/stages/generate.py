@@ -11,10 +11,8 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -24,45 +22,16 @@ from agora import AgoraError, controls
 from agora.domains import get_domain, pool
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger, Price
-from agora.engine.option import limits_of
-from agora.engine.runner import CAP_MESSAGE, CapReached, Limits, Progress, Request, Sampling, UpstreamGone, run_requests
-from agora.generators import make_client, require_key
-from agora.generators.local_server import serve_option
+from agora.engine.option import Option
+from agora.engine.runner import CAP_MESSAGE, CapReached, Progress, Request, Sampling, UpstreamGone, run_requests
 from agora.metrics import contamination
 from agora.modes import ParseError, get_mode, load_template, sampling_fields
-from agora.store import Cell, Store, data_spec, digest, write_jsonl
+from agora.stages import benchmark_rows, human_rows, split_rows, without_benchmarks
+from agora.store import Cell, Store, digest, write_jsonl
+from agora.specs import data_spec
 from agora.tracking import Tracker
 
 log = logging.getLogger(__name__)
-
-
-def load_split(cfg: DictConfig, names: list[str], split: str, limit: int | None,
-               limits: dict[str, int] | None = None) -> list[dict]:
-    """Rows of the named sources; `limits` (domain_mode.sample) caps a source below `limit`."""
-    domain = get_domain(cfg.domain._target_)
-    sources = OmegaConf.to_container(cfg.domain.sources, resolve=True)
-    rows: list[dict] = []
-    for name in names:
-        if name not in sources:
-            raise AgoraError(f"data set {name!r} is not in domain.sources; known: {sorted(sources)}")
-        caps = [n for n in (limit, (limits or {}).get(name)) if n is not None]
-        rows += domain.load(name, split, sources[name], min(caps) if caps else None, cfg.seed)
-    return rows
-
-
-def task_of(row_id: str) -> str | None:
-    """A benchmark task's identity across its versions: MBPP's `mbpp-726` and MBPP+'s `Mbpp/726` are one task."""
-    m = re.fullmatch(r"(mbpp|humaneval)[-/_](\d+)", str(row_id), flags=re.I)
-    return f"{m.group(1).lower()}/{m.group(2)}" if m else None
-
-
-def without_benchmarks(cfg: DictConfig, rows: list[dict]) -> list[dict]:
-    """`rows` minus any whose question is a benchmark question of the domain, or whose task is a benchmark task
-    (MBPP+ keeps some MBPP train-split tasks, reworded, so the text alone does not catch them)."""
-    bench = load_split(cfg, list(cfg.domain.benchmarks[cfg.budget.data]), "test", None)
-    questions = {" ".join(r["question"].split()) for r in bench}
-    tasks = {t for t in (task_of(r["id"]) for r in bench) if t}
-    return [r for r in rows if " ".join(r["question"].split()) not in questions and task_of(r["id"]) not in tasks]
 
 
 def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
@@ -70,7 +39,7 @@ def load_seeds(cfg: DictConfig) -> tuple[list[dict], int]:
     every generator), minus seeds whose question is a benchmark question and, in instance generation, seeds longer
     than domain_mode.max_seed_tokens student tokens."""
     data, dm = cfg.budget.data, cfg.domain_mode
-    seeds = load_split(cfg, list(dm.seeds[data]), "train", cfg.budget.n_seeds,
+    seeds = split_rows(cfg, list(dm.seeds[data]), "train", cfg.budget.n_seeds,
                        OmegaConf.to_container(dm.sample, resolve=True))
     kept = without_benchmarks(cfg, seeds)
     dropped = len(seeds) - len(kept)
@@ -107,13 +76,6 @@ def _student_tokens(cfg: DictConfig):
     return count
 
 
-def endpoint_of(g: DictConfig) -> str:
-    """What identifies the server in cache keys: a local server's port changes every run, its model does not."""
-    if g.server:
-        return f"{g.provider}|{g.server.kind}:{g.server.package}/{g.server.filename}"
-    return f"{g.provider}|{g.base_url or 'default'}"
-
-
 def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, str]:
     """The number of examples to keep, and a line saying how it was decided."""
     b = cfg.budget
@@ -129,7 +91,7 @@ def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, 
     return n, f"budget=usd: ${b.usd} / est. ${per:.5f} per example = {n} examples"
 
 
-async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: int, ledger: Ledger,
+async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_key: str | None, *, seeds: list[dict], n: int, ledger: Ledger,
                     cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain._target_)
@@ -142,22 +104,21 @@ async def _generate(cfg: DictConfig, *, client_kw: dict, seeds: list[dict], n: i
                     "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
     factor = cfg.budget.max_attempts_factor
-    limits = limits_of(g)
     # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
     # kept example after every round; rounds are an eighth of the target so the estimate is refined early.
     usd = cfg.budget.usd if cfg.budget.n is None else None
     plan = {"estimated_n": n, "target": n, "cost_per_kept_usd": None, "stopped_at_cap": False}
     kept: list[dict] = []
     dropped: list[dict] = []
-    client = make_client(g.provider, **client_kw)
-    send = _sender(cfg, client, s, cache, ledger, limits, health)
+    client = option.client(base_url, api_key)
+    send = _sender(option, client, s, cache, ledger, health)
     progress = Progress(ledger, f"generate {g.name}")
 
     def request(j: int, attempt: int | None = None) -> Request:
         """The request for position j; `attempt` (paired modes) is the how-many-th try of j's instruction."""
         messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
                                     openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
-        key = request_key(endpoint=endpoint_of(g), model=g.model, messages=messages, sampling=sampling_key,
+        key = request_key(endpoint=option.endpoint, model=g.model, messages=messages, sampling=sampling_key,
                           replicate=j if attempt is None else replicate_of(j, attempt))
         return Request(key, messages, {"index": j, **meta, **({} if attempt is None else {"attempt": attempt})})
 
@@ -311,16 +272,15 @@ def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
     return {"id": f"gen-{idx}", "instruction": instruction, "response": response, **base, **meta}, True
 
 
-def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: Ledger, limits: Limits, health):
+def _sender(option: Option, client, s: Sampling, cache: RequestCache, ledger: Ledger, health):
     """How a round is sent: live requests through the engine, or the provider's batch API."""
-    if cfg.generator.batch:
+    if option.batch:
         from agora.engine.batch import run_batch
 
         async def batch(reqs, progress, on_result) -> None:
             try:
                 results = await run_batch(client, reqs, s, cache=cache, ledger=ledger, progress=progress,
-                                          poll_s=cfg.generator.batch_poll_s,
-                                          max_resubmits=cfg.generator.limits.max_retries)
+                                          poll_s=option.batch_poll_s, max_resubmits=option.limits.max_retries)
             except CapReached as e:
                 for j, r in enumerate(e.results):
                     on_result(j, r)
@@ -330,14 +290,14 @@ def _sender(cfg: DictConfig, client, s: Sampling, cache: RequestCache, ledger: L
         return batch
 
     async def live(reqs, progress, on_result) -> None:
-        await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=limits, progress=progress,
+        await run_requests(client, reqs, s, cache=cache, ledger=ledger, limits=option.limits, progress=progress,
                            on_result=on_result, health=health)
     return live
 
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
-    if cfg.domain_mode is None and not controls.is_control(cfg):   # a control replays human data: no seeds
+    if cfg.domain_mode is None and not controls.is_control(cfg.generator.provider):   # a control replays human data: no seeds
         raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
                          f"(domain.modes.{cell.mode} in its YAML)")
     get_domain(cfg.domain._target_)
@@ -353,15 +313,15 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                          "gen/data_dir": str(out)})
         return float(manifest["summary"]["kept"])
 
-    g = cfg.generator
-    price = Price.from_table(OmegaConf.to_container(g.price_usd_per_mtok), g.name)
-    if controls.is_control(cfg):   # human data, clean or corrupted: no model, no request, $0 (agora/controls.py)
+    g, option = cfg.generator, Option.from_cfg(cfg.generator)
+    price = option.price
+    if controls.is_control(cfg.generator.provider):   # human data, clean or corrupted: no model, no request, $0 (agora/controls.py)
         return _control(cfg, tracker, out, spec, template, price)
     if g.batch and price.batch_discount is None:
         raise AgoraError(f"generator={g.name} has no batch API price (generator.price_usd_per_mtok.batch_discount "
                          "is null); batch=true works with OpenAI and Anthropic")
     if not cfg.dry_run:
-        api_key = require_key(g.api_key_env, g.name)  # before anything is spent
+        api_key = option.api_key()  # before anything is spent
     seeds, overlap = load_seeds(cfg)
     n, plan = plan_volume(cfg, price, seeds)
     print(f"generate {cell.name}: {plan}; {len(seeds)} seeds ({overlap} dropped: benchmark overlap or too long)")
@@ -377,18 +337,13 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
             print(f"generate {cell.name}: dry run; ${g.api_key_env} is not set, and a real run will need it")
         return None
     ledger = Ledger(price, cfg.budget.max_usd)
-    cache = RequestCache(store.requests_path(digest({"endpoint": endpoint_of(g), "model": g.model})))
+    cache = RequestCache(store.requests_path(digest({"endpoint": option.endpoint, "model": g.model})))
     t0 = time.perf_counter()
-    with ExitStack() as stack:
-        base_url, health = g.base_url, None
-        if g.server:
-            server = stack.enter_context(serve_option(g.server, _run_dir() / "llama_server.log"))
-            base_url, health = server.url, server.failure
-        client_kw = dict(model=g.model, base_url=base_url, api_key=api_key, timeout_s=g.limits.timeout_s,
-                         concurrency=g.limits.concurrency, transport=g.transport)
+    with option.serving(_run_dir() / "llama_server.log") as (base_url, health):
         try:
-            kept_all, dropped, plan = asyncio.run(_generate(cfg, client_kw=client_kw, seeds=seeds, n=n, ledger=ledger,
-                                                  cache=cache, template=template, health=health))
+            kept_all, dropped, plan = asyncio.run(_generate(cfg, option, base_url, api_key, seeds=seeds,
+                                                            n=n, ledger=ledger, cache=cache, template=template,
+                                                            health=health))
         except CapReached as e:
             raise AgoraError(f"stopped at the dollar cap: {e}. Nothing committed; finished requests are cached, "
                              "rerun with a higher budget.max_usd to resume") from None
@@ -412,8 +367,10 @@ def _control(cfg: DictConfig, tracker: Tracker, out: Path, spec: dict, template,
     """A control cell (generator=human, human_corrupted): the human rows, committed like generated ones."""
     n, line = plan_volume(cfg, price, [])   # budget=usd refuses a $0 generator: a control has no dollar volume
     t0 = time.perf_counter()
-    human = controls.human_rows(cfg)
-    rows = controls.control_rows(cfg, human)
+    human = human_rows(cfg)
+    c = cfg.generator.corrupt
+    rows = controls.control_rows(human, n=cfg.budget.n, corrupt_=None if c is None else OmegaConf.to_container(c),
+                                 name=cfg.generator.name, domain=cfg.domain._target_, seed=cfg.seed)
     bad = sum(r["corrupted"] for r in rows)
     print(f"generate {Cell.from_cfg(cfg).name}: {line}; control: {len(rows)} of {len(human)} human rows "
           f"({bad} corrupted), no model, $0; the mode is ignored")
@@ -436,7 +393,7 @@ def _commit(cfg: DictConfig, tracker: Tracker, out: Path, spec: dict, template, 
                 "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
                 "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
     # Checked before anything is committed for training: generated instructions that repeat a test question.
-    test_questions = [r["question"] for r in load_split(cfg, list(cfg.domain.benchmarks[cfg.budget.data]), "test", None)]
+    test_questions = [r["question"] for r in benchmark_rows(cfg)]
     flags = contamination.flag(kept_all, test_questions, cfg.contamination.ngram)
     contaminated = sum(flags)
     if cfg.contamination.drop:

