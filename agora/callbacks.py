@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from agora.metrics import report
+        from agora import report
 
         if config.stage != "evaluate":
             return

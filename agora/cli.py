@@ -33,15 +33,6 @@ def short_dirname(overrides: str) -> str:
 OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)   # at import: before Hydra composes
 
 
-def rerun_command(stage: str) -> str:
-    """The command that runs `stage` for the cell of the current run (for 'missing upstream' errors)."""
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # not under Hydra (a test calling run(cfg) directly)
-        overrides = []
-    return " ".join(["python", f"{stage}.py", *overrides])
-
-
 def run_stage(cfg: DictConfig) -> float | None:
     stage = cfg.stage
     for noisy in ("httpx", "httpcore", "openai", "anthropic"):  # one line per request drowns the progress bar

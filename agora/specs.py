@@ -39,7 +39,7 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
         "generator": {"provider": g.provider, "model": g.model, "base_url": None if g.server else g.base_url,
                       "server": _plain(g.server), "sampling": _plain(g.sampling), "batch": g.batch,
                       "constrain": g.constrain, "constraint": constraint},
-        "domain": {"name": cfg.domain.name, "version": cfg.domain.version},
+        "domain": {"name": cfg.domain.name, "version": draws.VERSION},
         "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if cfg.domain_mode is not None else None,
         "pool": _pool_spec(cfg),
         "sources": _plain(cfg.domain.sources),
@@ -90,6 +90,12 @@ def train_spec(cfg: DictConfig) -> dict:
 
 
 def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:
+    """The benchmark settings of an evaluation: inference settings, the domain's (its sampling temperature), the
+    benchmark sources, the problem count, and the domain's version and scorer version."""
+    from agora.domains import get_domain
+
+    domain = get_domain(cfg.domain._target_)
     e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size")}
     return {"benchmarks": benchmarks, "sources": {b: _plain(cfg.domain.sources).get(b) for b in benchmarks},
-            "eval": e, "limit": cfg.budget.eval_limit, "domain_version": cfg.domain.version, "seed": cfg.seed}
+            "eval": {**e, **_plain(cfg.domain.eval)}, "limit": cfg.budget.eval_limit, "domain_version": domain.VERSION,
+            "scorer_version": domain.SCORER_VERSION, "seed": cfg.seed}

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from agora.metrics import report  # noqa: E402
+from agora import report  # noqa: E402
 
 GENERATORS = ["gpt4o", "gpt4o_mini", "claude35_sonnet", "llama31_70b", "llama31_8b"]
 VOLUMES = [1000, 2000, 5000, 10000, 50000]
@@ -53,7 +53,7 @@ def make_store(source: Path, dest: Path, cells: int) -> dict:
         src = rows[(i // len(SEEDS)) % len(rows)]   # a label's seeds copy the same source cell
         data = f"data/{src['domain']}/{src['mode']}/{gen}/{fmt}-n{n}"
         if not (dest / data).exists():   # one data folder per label, shared by its two seeds
-            shutil.copytree(report._data_dir(source, src), dest / data)
+            shutil.copytree(report.rows._data_dir(source, src), dest / data)
             if not (dest / data / "intrinsic.json").is_file():
                 synth["intrinsic"] += 1
                 m = dict(zip(["difficulty", "quality", "perplexity", "diversity_instruction", "diversity_response"],
@@ -73,7 +73,7 @@ def make_store(source: Path, dest: Path, cells: int) -> dict:
 
 
 def load_old():
-    text = subprocess.run(["git", "show", f"{OLD_REPORT_COMMIT}:agora/metrics/report.py"], cwd=ROOT, check=True,
+    text = subprocess.run(["git", "show", f"{OLD_REPORT_COMMIT}:agora/report/"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout
     spec = importlib.util.spec_from_loader("old_report", loader=None)
     mod = importlib.util.module_from_spec(spec)

@@ -174,7 +174,7 @@ def test_synthetic_code_solutions_pass_their_own_tests_and_splits_are_disjoint()
 def test_the_domain_config_composes_and_every_named_data_set_has_a_source():
     cfg = compose_cfg("generate", ["domain=code"])
     d = cfg.domain
-    assert d.name == "code" and d.version == code.VERSION
+    assert d.name == "code" and d._target_ == code.__name__
     named = {n for part in ("benchmarks", "human") for data in ("embedded", "hub") for n in d[part][data]}
     assert named <= set(d.sources) and set(d.sources) <= set(code._KNOWN)
     for name in (*d.benchmarks.embedded, *d.human.embedded):  # the embedded default needs no network

@@ -16,7 +16,7 @@ REQUIRED = {
     "budget": {"smoke", "n10k", "n50k", "usd"},
     "prompt_format": {"free_form", "json"},
 }
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")) if not p.stem.startswith("_")]
 
 
 def test_required_options_exist():

@@ -189,7 +189,7 @@ def test_broken_inputs_give_clear_errors(tmp_path, monkeypatch):
         intrinsic.embedder_path("no_such_embedding_package", None)
     # A paid judge without its key stops before any model loads or any request is written.
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    paid = cfg_for(tmp_path / "store", "intrinsic_judge=gpt4o")
+    paid = cfg_for(tmp_path / "store", "generator@intrinsic.judge=gpt4o")
     cell = make_cell(tmp_path / "d")
     with pytest.raises(AgoraError, match="OPENAI_API_KEY"):
         intrinsic.run(paid, store, cell, tracker)
@@ -201,16 +201,19 @@ def test_broken_inputs_give_clear_errors(tmp_path, monkeypatch):
     assert intrinsic.run(cfg_for(tmp_path / "store", "intrinsic.enabled=false"), store, corrupt, tracker) is None
 
 
-@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "intrinsic_judge").glob("*.yaml")))
-def test_every_intrinsic_judge_option_composes_with_a_grading_block(option):
-    cfg = compose_cfg("evaluate", [f"intrinsic_judge={option}"])
+JUDGE_OPTIONS = sorted(p.stem for p in (CONF / "generator").glob("*.yaml") if not p.stem.startswith("_")
+                       and p.stem not in ("human", "human_corrupted"))
+
+
+@pytest.mark.parametrize("option", JUDGE_OPTIONS)
+def test_every_generator_option_is_an_intrinsic_judge_with_a_grading(option):
+    cfg = compose_cfg("evaluate", [f"generator@intrinsic.judge={option}"])
     j = cfg.intrinsic.judge
     assert j.name == option and j.price_usd_per_mtok.input is not None
     assert cfg.generator.name == "local" and cfg.intrinsic.enabled       # the cell's generator is untouched
-    judges = {p.stem for p in (CONF / "intrinsic_judge").glob("*.yaml")}
-    assert judges - {p.stem for p in (CONF / "generator").glob("*.yaml")} == {"prometheus2"}   # every generator, + it
+    assert {"prometheus2", "gpt4_turbo"} <= set(JUDGE_OPTIONS)           # the paper's judges are generator options
     assert "api_key" not in j and os.path.sep not in option
-    g = intrinsic.grading_of(j)
+    g = intrinsic.grading_of(j, cfg.intrinsic.grading)
     # The paper's grading everywhere but the embedded smoke judge, which answers a digit under a grammar.
     assert (g.prompt, g.attempts) == (("digit", 1) if option == "local" else ("absolute", 11))
     if g.prompt == "absolute":
@@ -218,10 +221,10 @@ def test_every_intrinsic_judge_option_composes_with_a_grading_block(option):
 
 
 def test_paper_models_are_named_options_and_in_the_cache_key(tmp_path):
-    """`intrinsic_judge=`, `intrinsic_embedder=` and `intrinsic_reward=` select the paper's models in one place each,
+    """`generator@intrinsic.judge=`, `intrinsic_embedder=` and `intrinsic_reward=` select the paper's models in one place each,
     and every choice that changes a number changes intrinsic.json's spec (so a cell is measured again)."""
-    base = cfg_for(tmp_path, "intrinsic_judge=gpt4o")
-    paper = cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_embedder=stella", "intrinsic_reward=skywork")
+    base = cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o")
+    paper = cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic_embedder=stella", "intrinsic_reward=skywork")
     assert paper.intrinsic.judge.model == "gpt-4o-2024-08-06"
     e, r = paper.intrinsic.embedder, paper.intrinsic.reward
     assert (e.model_id, e.trust_remote_code, e.prompt_name) == ("dunzhang/stella_en_400M_v5", True, "s2s_query")
@@ -232,21 +235,21 @@ def test_paper_models_are_named_options_and_in_the_cache_key(tmp_path):
     spec = intrinsic.spec_of(base, "k")
     assert spec["judge"]["grading"]["prompt"] == "absolute" and spec["reward"] is None
     changed = {
-        "embedder": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_embedder=stella"),
-        "prompt_name": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_embedder=stella",
+        "embedder": cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic_embedder=stella"),
+        "prompt_name": cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic_embedder=stella",
                                "intrinsic.embedder.prompt_name=s2p_query"),
-        "reward": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_reward=skywork"),
-        "reward dtype": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic_reward=skywork",
+        "reward": cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic_reward=skywork"),
+        "reward dtype": cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic_reward=skywork",
                                 "intrinsic.reward.dtype=float32"),
-        "judge": cfg_for(tmp_path, "intrinsic_judge=prometheus2", "intrinsic.judge.base_url=http://127.0.0.1:9/v1"),
-        "judge temperature": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic.judge.grading.temperature=0"),
-        "judge attempts": cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic.judge.grading.attempts=1"),
+        "judge": cfg_for(tmp_path, "generator@intrinsic.judge=prometheus2", "intrinsic.judge.base_url=http://127.0.0.1:9/v1"),
+        "judge temperature": cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic.grading.temperature=0"),
+        "judge attempts": cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic.grading.attempts=1"),
     }
     specs = {k: intrinsic.spec_of(c, "k") for k, c in changed.items()}
     assert all(s != spec for s in specs.values())
     assert len({json.dumps(s, sort_keys=True) for s in specs.values()}) == len(specs)
     # Batch sizes do not change the numbers, so they do not change the spec.
-    assert intrinsic.spec_of(cfg_for(tmp_path, "intrinsic_judge=gpt4o", "intrinsic.embedder.batch_size=3"), "k") == spec
+    assert intrinsic.spec_of(cfg_for(tmp_path, "generator@intrinsic.judge=gpt4o", "intrinsic.embedder.batch_size=3"), "k") == spec
 
 
 def test_rubrics_are_1_to_5_score_rubrics_and_the_absolute_prompt_has_prometheus_structure():
@@ -336,7 +339,7 @@ def llama_server(tmp_path_factory):
 def _prometheus_on(url: str, model: str, **grading):
     from omegaconf import OmegaConf
 
-    j = compose_cfg("evaluate", ["intrinsic_judge=prometheus2", f"intrinsic.judge.base_url={url}",
+    j = compose_cfg("evaluate", ["generator@intrinsic.judge=prometheus2", f"intrinsic.judge.base_url={url}",
                                  f"intrinsic.judge.model={model}"]).intrinsic.judge
     OmegaConf.update(j, "grading", {**OmegaConf.to_container(j.grading), **grading}, merge=False)
     return j
@@ -366,9 +369,9 @@ def test_prometheus_requests_are_re_asked_until_a_score_parses_against_a_real_se
 
 
 def test_judge_and_rubric_errors_are_one_line_and_name_the_option(tmp_path, monkeypatch):
-    cfg = cfg_for(tmp_path / "store", "intrinsic_judge=prometheus2")
+    cfg = cfg_for(tmp_path / "store", "generator@intrinsic.judge=prometheus2")
     cell = make_cell(tmp_path / "a")
-    with pytest.raises(AgoraError, match=r"intrinsic_judge=prometheus2 needs .*intrinsic.judge.base_url="):
+    with pytest.raises(AgoraError, match=r"generator@intrinsic.judge=prometheus2 needs .*intrinsic.judge.base_url="):
         intrinsic.run(cfg, Store(tmp_path / "store"), cell, FileTracker(tmp_path / "run"))
     bad = cfg_for(tmp_path / "store", "intrinsic.judge.grading.prompt=likert")
     with pytest.raises(AgoraError, match=r"intrinsic.judge.grading.prompt='likert' is unknown"):
@@ -393,7 +396,8 @@ def test_pca_says_when_100_percent_explained_is_true_by_construction():
     (more varying features than its 5 components, many cells) the share is a measurement and carries no note."""
     import numpy as np
 
-    from agora.metrics import analysis, report
+    from agora import report
+from agora.metrics import analysis
 
     rng = np.random.default_rng(0)
     five = [*intrinsic.METRICS]                            # the smoke features: 5, as many as the paper's components

@@ -169,16 +169,17 @@ def test_the_judge_group_defaults_to_the_authors_gpt4_turbo():
     assert list(cfg.domain.benchmarks.hub) == ["alpaca_eval", "arena_hard"]
     assert cfg.domain.sources.alpaca_eval.file == "alpaca_eval_gpt4_baseline.json"
     for option in ("gpt4o", "gpt4o_mini", "claude35_sonnet", "local", "vllm"):
-        assert compose_cfg("evaluate", [f"judge={option}"]).judge.arena_hard_prompt is None
+        cfg = compose_cfg("evaluate", [f"generator@judge={option}"])
+        assert cfg.judge.name == option and cfg.eval.arena_hard_prompt is None and cfg.generator.name == "local"
 
 
 # ---------------------------------------------------------------- real judge runs (llama.cpp on loopback)
 
 @needs_shared("alpaca_eval", "alpaca_eval.jsonl")
 def test_a_real_judge_scores_alpaca_eval_from_logprobs_and_reruns_from_cache(tmp_path):
-    # judge=local: SmolLM2-135M on llama.cpp, its answer held to "m"/"M" by a grammar. A 135M judge is weak, so
+    # generator@judge=local: SmolLM2-135M on llama.cpp, its answer held to "m"/"M" by a grammar. A 135M judge is weak, so
     # the assertions are on what must hold whatever it prefers: every pair judged from logprobs, at $0, cached.
-    cfg = compose_cfg("evaluate", ["judge=local"])
+    cfg = compose_cfg("evaluate", ["generator@judge=local"])
     source = {"hub": None, "file": "alpaca_eval_gpt4_baseline.json", "local": str(ALPACA_FILE),
               "glm_local": str(make_df_gamed(tmp_path / "df_gamed.csv"))}
     rows = [r for r in ifd.load("alpaca_eval", "test", source, None, 0) if r["index"] in (199, 113, 232, 211)]
@@ -195,7 +196,7 @@ def test_a_real_judge_scores_alpaca_eval_from_logprobs_and_reruns_from_cache(tmp
 
 
 def test_a_real_judge_plays_arena_hard_twice_per_pair_with_the_order_swapped(tmp_path):
-    cfg = compose_cfg("evaluate", ["judge=local"])
+    cfg = compose_cfg("evaluate", ["generator@judge=local"])
     rows = ifd.load("arena_hard", "test", ARENA_SOURCE, None, 0)
     outputs = [r["answer"] for r in rows]        # the baseline against itself
     store = Store(tmp_path)

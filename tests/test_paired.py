@@ -21,7 +21,7 @@ import pytest
 from agora.checks import check_cell
 from agora.stages.generate import load_seeds, run
 from agora.generators.local_server import llama_cpp_server, packaged_file
-from agora.metrics import report
+from agora import report
 from agora.store import read_jsonl
 from agora.tracking import FileTracker
 from conftest import compose_cfg

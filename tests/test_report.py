@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agora.metrics import analysis, report
+from agora import report
+from agora.metrics import analysis
 from conftest import ROOT
 
 FEATURES = ["difficulty", "diversity_instruction", "diversity_response", "perplexity", "quality"]
@@ -354,7 +355,7 @@ def test_sweep_folder_report_lists_failed_jobs(tmp_path):
 
 # ---------------------------------------------------------------- nothing hidden: partial, noise, settings, Table 2
 def smoke_settings(max_steps: int, seed: int) -> dict:
-    """A row's `settings` in the shape agora/evaluate/__init__.py records them, for the default (smoke) math cell."""
+    """A row's `settings` in the shape agora/stages/evaluate.py records them, for the default (smoke) math cell."""
     return {"student": {"name": "smollm2_135m", "source": "gguf_package", "model_id": None},
             "train": {"epochs": 1, "max_steps": max_steps, "learning_rate": 5.0e-5, "per_device_batch_size": 4,
                       "seed": seed, "system_prompt": "You are a helpful AI assistant.", "deepspeed": None},

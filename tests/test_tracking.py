@@ -19,7 +19,7 @@ def test_scrub_masks_key_fields_and_secret_values_anywhere():
 
 
 def test_secret_values_reads_every_option_that_names_a_key(monkeypatch):
-    cfg = compose_cfg("evaluate", ["generator=gpt4o", "judge=claude35_sonnet", "intrinsic_judge=gpt4o_mini"])
+    cfg = compose_cfg("evaluate", ["generator=gpt4o", "generator@judge=claude35_sonnet", "generator@intrinsic.judge=gpt4o_mini"])
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     assert tracking.secret_values(cfg) == set()
@@ -27,7 +27,7 @@ def test_secret_values_reads_every_option_that_names_a_key(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY + "-anthropic")
     assert tracking.secret_values(cfg) == {KEY, KEY + "-anthropic"}
     assert tracking.secret_values(compose_cfg("generate")) == {KEY}      # the default judge is gpt4_turbo (OPENAI_API_KEY)
-    assert tracking.secret_values(compose_cfg("generate", ["judge=local"])) == set()   # local options name no key
+    assert tracking.secret_values(compose_cfg("generate", ["generator@judge=local"])) == set()   # local options name no key
 
 
 def test_a_real_offline_wandb_run_never_holds_the_key(tmp_path, monkeypatch):

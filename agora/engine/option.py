@@ -1,4 +1,5 @@
-"""A generator option (`generator=`, `judge=`, `intrinsic_judge=`) as one typed object, built once from its config.
+"""A generator option (`generator=`, `generator@judge=`, `generator@intrinsic.judge=`) as one typed object, built
+once from its config.
 
 Generation, the benchmark judge and the intrinsic judge all send requests to a generator-shaped option, embedded
 llama.cpp server included. `Option.from_cfg` is the one place such an option's config is read; the object gives the
@@ -62,7 +63,7 @@ class Option:
 
     def api_key(self, role: str | None = None) -> str | None:
         """The key from the environment, or a one-line error before anything is spent (`role`: how the user chose
-        this option, e.g. "judge=")."""
+        this option, e.g. "generator@judge=")."""
         from agora.generators import require_key
 
         return require_key(self.api_key_env, f"{self.name} ({role})" if role else self.name)

@@ -1,7 +1,7 @@
 """The numbers behind the sweep report: seed intervals, noise flags, the Pareto frontier, PCA, regression, budget advice.
 
 Everything here takes plain lists and numpy arrays and returns plain values, so each figure can be redone
-by hand (tests/test_report.py does). `agora/metrics/report.py` turns the store's rows into these inputs.
+by hand (tests/test_report.py does). `agora/report/` turns the store's rows into these inputs.
 
 - `t_interval`: mean and 95% Student-t interval of a cell's PGR over train seeds (n >= 2).
 - `gap_noise`: how large a reference-base gap n problems can show by chance alone (PGR's denominator).

@@ -5,7 +5,7 @@ The paper finds that a generator's own problem-solving score predicts the value 
 those features once per data cell and keeps them beside the data as `<data cell>/intrinsic.json`, so the
 sweep report can table them, run its PCA and regress PGR on them without computing anything again:
 
-- `difficulty` of each instruction and `quality` of each response: 1-5 from an LLM judge (`intrinsic_judge=`:
+- `difficulty` of each instruction and `quality` of each response: 1-5 from an LLM judge (`generator@intrinsic.judge=`:
   gpt4o or prometheus2 as in the paper, or any generator option) with the per-domain score rubrics in `rubrics/`
   (a criterion, then one description per score, the structure of the original code's rubrics). The paper's
   judges get prometheus-eval's absolute-grading prompt (feedback, then "[RESULT] n"), and a reply without a
@@ -206,11 +206,13 @@ class Grading:
     extra_body: dict | None = None  # server-specific sampling fields (vLLM: repetition_penalty)
 
 
-def grading_of(judge_cfg: DictConfig) -> Grading:
-    g = judge_cfg.get("grading")
+def grading_of(judge_cfg: DictConfig, default: DictConfig | None = None) -> Grading:
+    """How the intrinsic judge is asked: its option's own `grading:` block (a model that must be asked its way: the
+    embedded local model, Prometheus-2), else `default` (`intrinsic.grading`, the paper's)."""
+    g = judge_cfg.get("grading") or default
     if g is None:
-        raise AgoraError(f"intrinsic_judge={judge_cfg.name} has no `grading:` block (prompt, temperature, top_p, "
-                         "max_tokens, attempts); see conf/intrinsic_judge/gpt4o.yaml")
+        raise AgoraError(f"generator@intrinsic.judge={judge_cfg.name}: no `grading:` block (prompt, temperature, "
+                         "top_p, max_tokens, attempts) in the option or in intrinsic.grading")
     d = OmegaConf.to_container(g, resolve=True)
     if d.get("prompt") not in PARSERS:
         raise AgoraError(f"intrinsic.judge.grading.prompt={d.get('prompt')!r} is unknown; known: {list(PARSERS)}")
@@ -235,7 +237,7 @@ class JudgeScores:
 
 
 def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[dict], *, max_chars: int,
-                 max_usd: float | None) -> JudgeScores:
+                 max_usd: float | None, grading: Grading | None = None) -> JudgeScores:
     """Difficulty of each instruction and quality of each response, through the engine (cached, priced, capped).
 
     A reply without a parseable score is asked again, up to `grading.attempts` requests a score (prometheus-eval
@@ -248,10 +250,10 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
     from agora.engine.runner import CapReached, Request, Sampling
 
     j = Option.from_cfg(judge_cfg)
-    g = grading_of(judge_cfg)
+    g = grading or grading_of(judge_cfg)
     parse = PARSERS[g.prompt]
     price = j.price
-    api_key = j.api_key("intrinsic_judge=")
+    api_key = j.api_key("generator@intrinsic.judge=")
     endpoint = j.endpoint
     constrain = j.constrain
     extra = {**(g.extra_body or {}), **({"grammar": JUDGE_GRAMMAR[g.prompt]} if constrain else {})}
@@ -593,7 +595,7 @@ def spec_of(cfg: DictConfig, data_key: str) -> dict:
         "version": VERSION,
         "data_key": data_key,
         "judge": {"provider": j.provider, "model": j.model, "endpoint": Option.from_cfg(j).endpoint, "constrain": bool(j.constrain),
-                  "grading": asdict(grading_of(j)), "rubrics": {a: digest(rubric(d, a)) for a in ASPECTS},
+                  "grading": asdict(grading_of(j, i.grading)), "rubrics": {a: digest(rubric(d, a)) for a in ASPECTS},
                   "prompt": digest(ABSOLUTE_SYSTEM + ABSOLUTE_PROMPT + json.dumps(DIFFICULTY_TASK) + DIGIT_SYSTEM
                                    + json.dumps(_DIGIT_PROMPT)), "max_chars": i.judge_max_chars},
         "perplexity": {"student": OmegaConf.to_container(cfg.student, resolve=True),
@@ -652,16 +654,17 @@ def _write_atomic(path: Path, obj: dict) -> None:
 
 def compute(cfg: DictConfig, store: Store, rows: list[dict], spec: dict) -> dict:
     """Judge, perplexity, embeddings and (optionally) reward for `rows`; the intrinsic.json object."""
-    from agora.stages.train import student_path
+    from agora.train.student import student_folder
 
     i = cfg.intrinsic
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    js = judge_scores(i.judge, store, cfg.domain._target_, rows, max_chars=i.judge_max_chars, max_usd=i.max_usd)
+    js = judge_scores(i.judge, store, cfg.domain._target_, rows, max_chars=i.judge_max_chars, max_usd=i.max_usd,
+                      grading=grading_of(i.judge, i.grading))
     timings["judge_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    ppl = perplexities(student_path(cfg.student, store), rows, system=cfg.domain.system_prompt,
+    ppl = perplexities(student_folder(cfg.student, store.models_dir()), rows, system=cfg.domain.system_prompt,
                        max_len=cfg.train.max_len, batch_tokens=i.perplexity.batch_tokens,
                        chat_template=cfg.student.chat_template)
     timings["perplexity_s"] = time.perf_counter() - t
@@ -715,7 +718,7 @@ def run(cfg: DictConfig, store: Store, data_dir: Path, tracker: Tracker) -> dict
         raise AgoraError(f"{data_dir} is not a finished data cell (no manifest.json); regenerate it with generate.py")
     j = cfg.intrinsic.judge
     if OmegaConf.is_missing(j, "base_url") or OmegaConf.is_missing(j, "model"):
-        raise AgoraError(f"intrinsic_judge={j.name} needs the server it talks to: set intrinsic.judge.base_url="
+        raise AgoraError(f"generator@intrinsic.judge={j.name} needs the server it talks to: set intrinsic.judge.base_url="
                          "http://HOST:PORT/v1 (and intrinsic.judge.model if the server names it differently)")
     spec = spec_of(cfg, json.loads(manifest_path.read_text())["key"])
     stored = load(data_dir)
@@ -723,7 +726,7 @@ def run(cfg: DictConfig, store: Store, data_dir: Path, tracker: Tracker) -> dict
         print(f"intrinsic: cache hit {data_dir / FILENAME}")
         result, hit = stored, 1
     else:
-        Option.from_cfg(j).api_key("intrinsic_judge=")   # before any model loads or money is spent
+        Option.from_cfg(j).api_key("generator@intrinsic.judge=")   # before any model loads or money is spent
         rows = read_rows(data_dir)
         result, hit = compute(cfg, store, rows, spec), 0
         _write_atomic(data_dir / FILENAME, result)

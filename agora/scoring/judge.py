@@ -3,7 +3,7 @@
 Why it exists: the paper's instruction-following numbers are AlpacaEval 2.0's length-controlled win rate and
 Arena-Hard's win rate against GPT-4-0314. Each has its own judge prompt, verdict format and statistic, and a
 score only means the same thing if all three are kept. The judge model is the `judge` config group (any generator
-option; `judge=gpt4_turbo` is gpt-4-1106-preview, the authors' judge for both), and its calls go through the
+option; `generator@judge=gpt4_turbo` is gpt-4-1106-preview, the authors' judge for both), and its calls go through the
 generation engine: durable request cache (a rerun re-judges nothing), priced ledger and dollar cap.
 
 AlpacaEval 2.0 (`alpaca-eval` 0.6.6, annotator `weighted_alpaca_eval_gpt4_turbo`):
@@ -24,7 +24,7 @@ Arena-Hard-Auto v0.1 (lmarena/arena-hard-auto at its v0.1 release):
 - a strong verdict counts as 3 battles, a slight one as 1, a tie as half a win; the score is the Bradley–Terry
   win rate against the baseline, with a 95% interval from 100 bootstrap resamples of the battles.
 - The judge's system prompt here is Agora's paraphrase of the original, with the same instructions in the same
-  order; `judge.arena_hard_prompt=PATH` runs any other text (for example the original's) instead.
+  order; `eval.arena_hard_prompt=PATH` runs any other text (for example the original's) instead.
 """
 from __future__ import annotations
 
@@ -248,13 +248,13 @@ def bootstrap_interval(battles: list[float], *, rounds: int = ARENA_ROUNDS, seed
     return pct(2.5), pct(97.5)
 
 
-def arena_system_prompt(judge_cfg: DictConfig) -> str:
-    path = judge_cfg.get("arena_hard_prompt")
+def arena_system_prompt(path: str | None) -> str:
+    """Arena-Hard's judge system prompt: Agora's paraphrase, or the text file at `path` (eval.arena_hard_prompt)."""
     if not path:
         return ARENA_SYSTEM
     p = Path(str(path)).expanduser()
     if not p.is_file():
-        raise AgoraError(f"judge.arena_hard_prompt={path}: no such file (the judge's system prompt as plain text)")
+        raise AgoraError(f"eval.arena_hard_prompt={path}: no such file (the judge's system prompt as plain text)")
     return p.read_text()
 
 
@@ -265,7 +265,7 @@ class _Judge:
 
     def __init__(self, judge_cfg: DictConfig, store: Store, max_usd: float | None):
         self.option, self.store = Option.from_cfg(judge_cfg), store
-        self.api_key = self.option.api_key("judge=")
+        self.api_key = self.option.api_key("generator@judge=")
         self.ledger = Ledger(self.option.price, max_usd)
         self.endpoint = self.option.endpoint
 
@@ -320,9 +320,9 @@ def judge_alpaca_eval(judge_cfg: DictConfig, store: Store, rows: list[dict], out
 
 
 def judge_arena_hard(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
-                     max_usd: float | None, seed: int) -> Score:
+                     max_usd: float | None, seed: int, arena_prompt: str | None = None) -> Score:
     j = _Judge(judge_cfg, store, max_usd)
-    system = arena_system_prompt(judge_cfg)
+    system = arena_system_prompt(arena_prompt)
     extra = {"grammar": 'root ::= "My final verdict is: [[" ("A>>B" | "A>B" | "A=B" | "B>A" | "B>>A") "]]"'} \
         if judge_cfg.constrain else None   # the embedded smoke judge cannot write a judgment; it gives a label
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=ARENA_MAX_TOKENS, stop=None, response_format=None,
@@ -361,10 +361,11 @@ def judge_arena_hard(judge_cfg: DictConfig, store: Store, rows: list[dict], outp
 
 
 def score(benchmark: str, judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
-          source: dict, max_usd: float | None, seed: int) -> Score:
-    """The benchmark's headline score for one model's outputs, judged against the rows' baseline `answer`s."""
+          source: dict, max_usd: float | None, seed: int, arena_prompt: str | None = None) -> Score:
+    """The benchmark's headline score for one model's outputs, judged against the rows' baseline `answer`s
+    (`arena_prompt`: a file with Arena-Hard's judge system prompt; None: Agora's paraphrase)."""
     if benchmark == "alpaca_eval":
         return judge_alpaca_eval(judge_cfg, store, rows, outputs, source=source, max_usd=max_usd, seed=seed)
     if benchmark == "arena_hard":
-        return judge_arena_hard(judge_cfg, store, rows, outputs, max_usd=max_usd, seed=seed)
+        return judge_arena_hard(judge_cfg, store, rows, outputs, max_usd=max_usd, seed=seed, arena_prompt=arena_prompt)
     raise AgoraError(f"no judge for benchmark {benchmark!r}; judged: {sorted(JUDGED)}")

@@ -13,6 +13,17 @@ from agora import sources
 from agora.domains import get_domain
 
 
+def rerun_command(stage: str) -> str:
+    """The command that runs `stage` for the cell of the current run (for 'missing upstream' errors)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not under Hydra (a test calling run(cfg) directly)
+        overrides = []
+    return " ".join(["python", f"{stage}.py", *overrides])
+
+
 def split_rows(cfg: DictConfig, names: list[str], split: str, limit: int | None,
                caps: dict[str, int] | None = None) -> list[dict]:
     """Rows of the cell's named data sets (`domain.sources`), through its domain; `caps` (a mode's `sample`) caps a

