@@ -397,7 +397,7 @@ def test_pca_says_when_100_percent_explained_is_true_by_construction():
     import numpy as np
 
     from agora import report
-from agora.metrics import analysis
+    from agora.metrics import analysis
 
     rng = np.random.default_rng(0)
     five = [*intrinsic.METRICS]                            # the smoke features: 5, as many as the paper's components

@@ -1,0 +1,102 @@
+"""`perplexity` of each response given its instruction under the base student, per example (the original code gave
+every item the batch mean), rendered and masked exactly as training renders it (agora/train/data.py), so only the
+response tokens and the end-of-turn token that closes them count.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from omegaconf import DictConfig, OmegaConf
+
+from agora import AgoraError
+from agora.metrics.intrinsic.base import Measured, torch_device, mean
+from agora.store import Store
+
+# ---------------------------------------------------------------- perplexity under the base student
+
+def _token_batches(lengths: list[tuple[int, int]], batch_tokens: int) -> list[list[int]]:
+    """Indices grouped so that each padded batch holds at most `batch_tokens` tokens (one long row goes alone)."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i, n in sorted(lengths, key=lambda x: x[1]):
+        if cur and n * (len(cur) + 1) > batch_tokens:   # sorted ascending: n is the batch's padded length
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def perplexities(model_path: str, rows: list[dict], *, system: str | None, max_len: int,
+                 batch_tokens: int = 4096, chat_template: str | None = None) -> list[float | None]:
+    """exp(mean NLL of the learned tokens) of each row under the model; None for a row longer than `max_len`.
+
+    The tokenizer is loaded in the student's chat format (`chat_template`, as `student.chat_template`) and the
+    rows are rendered and masked by `encode_example`, the function training uses, so the tokens scored are exactly
+    the tokens the student would learn. Rows are padded into batches of at most `batch_tokens` tokens; the logits
+    of a batch are what bounds memory.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM
+
+    from agora.chat import load_tokenizer
+    from agora.train.data import IGNORE_INDEX, encode_example
+
+    try:
+        tok = load_tokenizer(model_path, chat_template)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise AgoraError(f"cannot load the base student from {model_path} for perplexity: {e}") from e
+    device = torch_device()
+    model.to(device).eval()
+    enc = [encode_example(tok, r["instruction"], r["response"], system, max_len) for r in rows]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id   # masked out, so any id does
+    out: list[float | None] = [None] * len(rows)
+    batches = _token_batches([(i, len(e["input_ids"])) for i, e in enumerate(enc) if e], batch_tokens)
+    with torch.inference_mode():
+        for idx in tqdm(batches, desc="intrinsic perplexity", unit="batch", delay=0.5):
+            width = max(len(enc[i]["input_ids"]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            labels = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for b, i in enumerate(idx):
+                n = len(enc[i]["input_ids"])
+                ids[b, :n] = torch.tensor(enc[i]["input_ids"])
+                labels[b, :n] = torch.tensor(enc[i]["labels"])
+                mask[b, :n] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
+            target = labels[:, 1:].to(device)
+            nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
+            counts = (target != IGNORE_INDEX).sum(1)
+            for b, i in enumerate(idx):
+                if counts[b] > 0:
+                    out[i] = math.exp(float(nll[b].sum() / counts[b]))
+    return out
+
+
+class PerplexityMetric:
+    name = "perplexity"
+
+    def spec(self, cfg: DictConfig) -> dict:
+        return {"student": OmegaConf.to_container(cfg.student, resolve=True),
+                "system_prompt": cfg.domain.system_prompt, "max_len": cfg.train.max_len}
+
+    def check(self, cfg: DictConfig) -> None:
+        return None
+
+    def measure(self, cfg: DictConfig, store: Store, rows: list[dict]) -> Measured:
+        from agora.train.student import student_folder
+
+        t = time.perf_counter()
+        ppl = perplexities(student_folder(cfg.student, store.models_dir()), rows, system=cfg.domain.system_prompt,
+                           max_len=cfg.train.max_len, batch_tokens=cfg.intrinsic.perplexity.batch_tokens,
+                           chat_template=cfg.student.chat_template)
+        return Measured({"perplexity": mean(ppl)}, {"perplexity": ppl},
+                        {"perplexity_too_long": sum(p is None for p in ppl)}, time.perf_counter() - t)
+
+
+METRIC = PerplexityMetric()
