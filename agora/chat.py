@@ -1,7 +1,7 @@
 """The student's chat format, in one place: the one rendering SFT, evaluation and perplexity all share.
 
 The paper fine-tunes the base Llama-3.1-8B into the Llama-3 chat format with the system message "You are a
-helpful AI assistant." (REFERENCE.md, "Student training"), and a score is only comparable when the base, the
+helpful AI assistant." (the paper, "Student training"), and a score is only comparable when the base, the
 reference and the student are prompted in the format the student learned. So every path takes its text from
 `render` on a tokenizer that went through `apply_format`:
 

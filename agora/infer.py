@@ -3,7 +3,7 @@
 Evaluation runs on CPU with small students, so the throughput that matters comes from
 batching: prompts are sorted by length so that each batch carries little padding, padded on
 the left so every row's continuation starts at the same position, and returned in the
-caller's order. Sampling settings follow the paper (REFERENCE.md, "Evaluation"): temperature
+caller's order. Sampling settings follow the paper (the paper, "Evaluation"): temperature
 0 means greedy decoding; anything else samples under a fixed seed.
 
 Prompts come from `agora.chat.render`, the rendering SFT trains on, on a tokenizer loaded in the student's chat

@@ -72,6 +72,25 @@ class Store:
     def requests_path(self, endpoint_key: str) -> Path:
         return self.root / "requests" / f"{endpoint_key}.jsonl"
 
+    def results_dir(self) -> Path:
+        return self.root / "results"
+
+    def record_result(self, key: str, row: dict, run_dir: Path | None = None) -> Path:
+        """Store one evaluated cell's result row (`results/<key>.json`, the sweep report's input); a copy in the Hydra
+        run folder (`result.json`) lets a sweep find its own rows."""
+        path = self.results_dir() / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(row, indent=2, sort_keys=True, default=str))
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "result.json").write_text(json.dumps({**row, "store": str(self.root), "result_key": key},
+                                                            indent=2, sort_keys=True, default=str))
+        return path
+
+    def result_rows(self) -> list[dict]:
+        """Every recorded result row, each with its `result_key`, in key order."""
+        return [{**json.loads(p.read_text()), "result_key": p.stem} for p in sorted(self.results_dir().glob("*.json"))]
+
     @staticmethod
     def exists(product: Path) -> bool:
         return (product / "manifest.json").is_file()

@@ -14,6 +14,7 @@ import pytest
 from agora import AgoraError
 from agora.domains import instruction_following as ifd
 from agora.domains.instruction_following import judged
+from agora.engine.option import Option
 from agora.scoring import judge as J
 from agora.store import Store
 from conftest import SHARED_DATA, compose_cfg, needs_shared
@@ -185,13 +186,13 @@ def test_a_real_judge_scores_alpaca_eval_from_logprobs_and_reruns_from_cache(tmp
     rows = [r for r in ifd.load("alpaca_eval", "test", source, None, 0) if r["index"] in (199, 113, 232, 211)]
     outputs = ["Test", "", "It is a fruit.", "It is an abstract data type (ADT)."]
     store = Store(tmp_path / "store")
-    s = J.score("alpaca_eval", cfg.judge, store, rows, outputs, source=source, max_usd=None, seed=0)
+    s = J.score("alpaca_eval", Option.from_cfg(cfg.judge), store, rows, outputs, source=source, max_usd=None, seed=0)
     d = s.details
     assert d["sent"] == 4 and d["unparsed"] == 0 and d["no_logprobs"] == 0 and d["cost_usd"] == 0.0
     assert 0.0 <= s.score <= 100.0 and 0.0 <= d["win_rate"] <= 100.0 and len(s.won) == 4
     records = [json.loads(line) for line in next((store.root).rglob("*.jsonl")).read_text().splitlines()]
     assert all({t["token"] for t in r["top_logprobs"]} & {"m", "M"} for r in records)
-    again = J.score("alpaca_eval", cfg.judge, store, rows, outputs, source=source, max_usd=None, seed=0)
+    again = J.score("alpaca_eval", Option.from_cfg(cfg.judge), store, rows, outputs, source=source, max_usd=None, seed=0)
     assert again.details["sent"] == 0 and again.score == s.score       # all from the request cache
 
 
@@ -200,9 +201,9 @@ def test_a_real_judge_plays_arena_hard_twice_per_pair_with_the_order_swapped(tmp
     rows = ifd.load("arena_hard", "test", ARENA_SOURCE, None, 0)
     outputs = [r["answer"] for r in rows]        # the baseline against itself
     store = Store(tmp_path)
-    s = J.score("arena_hard", cfg.judge, store, rows, outputs, source=ARENA_SOURCE, max_usd=None, seed=0)
+    s = J.score("arena_hard", Option.from_cfg(cfg.judge), store, rows, outputs, source=ARENA_SOURCE, max_usd=None, seed=0)
     d = s.details
     assert d["sent"] == 6 and d["unparsed"] == 0 and d["cost_usd"] == 0.0
     assert d["battles"] >= 6 and 0.0 <= s.score <= 100.0 and d["ci_low"] <= s.score <= d["ci_high"]
-    again = J.score("arena_hard", cfg.judge, store, rows, outputs, source=ARENA_SOURCE, max_usd=None, seed=0)
+    again = J.score("arena_hard", Option.from_cfg(cfg.judge), store, rows, outputs, source=ARENA_SOURCE, max_usd=None, seed=0)
     assert again.details["sent"] == 0 and again.score == s.score

@@ -1,7 +1,7 @@
 """Seed pools: which rows of a source may seed a cell, and the seeded sample every generator gets.
 
 The paper pairs its generators by giving each one the same seeds: the whole filtered pool for instance
-generation, and the same random 10K for response generation and quality enhancement (REFERENCE.md, "The grid").
+generation, and the same random 10K for response generation and quality enhancement (the paper, "The grid").
 This module holds the two things that make that true here (reading the sources is agora/sources.py's):
 
 - the pool filters the paper's counts imply (`math_single_answer`, `lima_single_turn`, `webinstruct_part`);

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agora.metrics import analysis
-from agora.store import digest
+from agora.store import Store, digest
 
 
 CELL = ["generator", "domain", "mode", "budget", "budget_n", "prompt_format", "train_seed", "reference_kind"]
@@ -27,15 +27,8 @@ PCA_COMPONENTS = 5   # the paper's choice
 
 # ---------------------------------------------------------------- rows in
 def record(store_root: Path, key: str, row: dict, run_dir: Path | None = None) -> Path:
-    """Store one evaluated cell's row; a copy in the Hydra run folder lets a sweep find its own rows."""
-    path = store_root / "results" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(row, indent=2, sort_keys=True, default=str))
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "result.json").write_text(json.dumps({**row, "store": str(store_root), "result_key": key},
-                                                        indent=2, sort_keys=True, default=str))
-    return path
+    """Store one evaluated cell's row (agora/store.py `Store.record_result`)."""
+    return Store(store_root).record_result(key, row, run_dir)
 
 
 def hydra_run_dir() -> Path | None:
@@ -114,9 +107,8 @@ def control_of(data: Path) -> str | None:
 
 
 def load_store(root: Path) -> list[dict]:
-    root = Path(root)
-    rows = [{**json.loads(p.read_text()), "result_key": p.stem} for p in sorted((root / "results").glob("*.json"))]
-    return [enrich(r, root) for r in rows]
+    store = Store(root)
+    return [enrich(r, store.root) for r in store.result_rows()]
 
 
 def _job_order(p: Path) -> tuple:

@@ -34,7 +34,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
 
 from agora import AgoraError
 from agora.engine.cache import RequestCache, request_key
@@ -263,8 +262,8 @@ def arena_system_prompt(path: str | None) -> str:
 class _Judge:
     """One judge option bound to a store: sends chat requests through the engine, one ledger for the benchmark."""
 
-    def __init__(self, judge_cfg: DictConfig, store: Store, max_usd: float | None):
-        self.option, self.store = Option.from_cfg(judge_cfg), store
+    def __init__(self, judge: Option, store: Store, max_usd: float | None):
+        self.option, self.store = judge, store
         self.api_key = self.option.api_key("generator@judge=")
         self.ledger = Ledger(self.option.price, max_usd)
         self.endpoint = self.option.endpoint
@@ -286,24 +285,24 @@ class _Judge:
         return {"cost_usd": t.cost_usd, "sent": t.sent}
 
 
-def judge_alpaca_eval(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
+def judge_alpaca_eval(judge: Option, store: Store, rows: list[dict], outputs: list[str], *,
                       source: dict, max_usd: float | None, seed: int) -> Score:
     config, template = _alpaca_config()
     kw = config["completions_kwargs"]
-    j = _Judge(judge_cfg, store, max_usd)
+    j = _Judge(judge, store, max_usd)
     swapped = [random.Random(f"{seed}-alpaca-{r['id']}").random() < 0.5 for r in rows]
     conversations = [alpaca_messages(template, r["question"], *((o, r["answer"]) if s else (r["answer"], o)))
                      for r, o, s in zip(rows, outputs, swapped)]
     # Logprobs exist on the OpenAI protocol only; another provider's judge (Anthropic) is read from its one token.
     extra = {"logprobs": bool(kw.get("logprobs")), "top_logprobs": int(kw.get("top_logprobs") or 5)} \
-        if judge_cfg.provider == "openai" else {}
-    if judge_cfg.constrain:   # the embedded smoke judge: a grammar keeps it to the two identifiers
+        if judge.provider == "openai" else {}
+    if judge.constrain:   # the embedded smoke judge: a grammar keeps it to the two identifiers
         extra["grammar"] = 'root ::= "m" | "M"'
     sampling = Sampling(temperature=float(kw["temperature"]), top_p=1.0, max_tokens=int(kw["max_tokens"]),
                         stop=None, response_format=None, extra_body=extra or None)
     skey = {"judge": f"alpaca_eval:{ALPACA_ANNOTATOR}", "judge_version": VERSION, "extra": extra,
             "temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
-    records = j.run(conversations, sampling, skey, f"judge {judge_cfg.name} alpaca_eval")
+    records = j.run(conversations, sampling, skey, f"judge {judge.name} alpaca_eval")
     prefs, unparsed, no_logprobs = [], 0, 0
     for rec, s in zip(records, swapped):
         p = alpaca_preference(rec)
@@ -319,12 +318,12 @@ def judge_alpaca_eval(judge_cfg: DictConfig, store: Store, rows: list[dict], out
     return Score(float(metrics["length_controlled_winrate"]), [p is not None and p > 1.5 for p in prefs], details)
 
 
-def judge_arena_hard(judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
+def judge_arena_hard(judge: Option, store: Store, rows: list[dict], outputs: list[str], *,
                      max_usd: float | None, seed: int, arena_prompt: str | None = None) -> Score:
-    j = _Judge(judge_cfg, store, max_usd)
+    j = _Judge(judge, store, max_usd)
     system = arena_system_prompt(arena_prompt)
     extra = {"grammar": 'root ::= "My final verdict is: [[" ("A>>B" | "A>B" | "A=B" | "B>A" | "B>>A") "]]"'} \
-        if judge_cfg.constrain else None   # the embedded smoke judge cannot write a judgment; it gives a label
+        if judge.constrain else None   # the embedded smoke judge cannot write a judgment; it gives a label
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=ARENA_MAX_TOKENS, stop=None, response_format=None,
                         extra_body=extra)
     skey = {"judge": "arena_hard:v0.1", "judge_version": VERSION, "system": digest(system), "extra": extra,
@@ -337,7 +336,7 @@ def judge_arena_hard(judge_cfg: DictConfig, store: Store, rows: list[dict], outp
     judgments = [""] * len(games)
     pending = list(range(len(games)))
     for attempt in range(ARENA_ATTEMPTS):
-        records = j.run([games[i] for i in pending], sampling, skey, f"judge {judge_cfg.name} arena_hard")
+        records = j.run([games[i] for i in pending], sampling, skey, f"judge {judge.name} arena_hard")
         again = []
         for i, rec in zip(pending, records):
             if rec is None:
@@ -360,12 +359,12 @@ def judge_arena_hard(judge_cfg: DictConfig, store: Store, rows: list[dict], outp
     return Score(bradley_terry_win_rate(battles), won, details)
 
 
-def score(benchmark: str, judge_cfg: DictConfig, store: Store, rows: list[dict], outputs: list[str], *,
+def score(benchmark: str, judge: Option, store: Store, rows: list[dict], outputs: list[str], *,
           source: dict, max_usd: float | None, seed: int, arena_prompt: str | None = None) -> Score:
     """The benchmark's headline score for one model's outputs, judged against the rows' baseline `answer`s
     (`arena_prompt`: a file with Arena-Hard's judge system prompt; None: Agora's paraphrase)."""
     if benchmark == "alpaca_eval":
-        return judge_alpaca_eval(judge_cfg, store, rows, outputs, source=source, max_usd=max_usd, seed=seed)
+        return judge_alpaca_eval(judge, store, rows, outputs, source=source, max_usd=max_usd, seed=seed)
     if benchmark == "arena_hard":
-        return judge_arena_hard(judge_cfg, store, rows, outputs, max_usd=max_usd, seed=seed, arena_prompt=arena_prompt)
+        return judge_arena_hard(judge, store, rows, outputs, max_usd=max_usd, seed=seed, arena_prompt=arena_prompt)
     raise AgoraError(f"no judge for benchmark {benchmark!r}; judged: {sorted(JUDGED)}")

@@ -24,6 +24,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     """Accuracy per benchmark for one model; predictions are kept beside the scores."""
     from agora.domains import get_domain
     from agora.infer import GenConfig, build_prompt, generate, load_model
+    from agora.engine.option import Option
     from agora.scoring import judge as judging
 
     # Every model is prompted in the student's chat format (agora/chat.py), so the format keys the base's and the
@@ -48,7 +49,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
         if bench in judging.JUDGED:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
             source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
-            v = judging.score(bench, cfg.judge, store, rows, outs, source=source, max_usd=cfg.budget.max_usd,
+            v = judging.score(bench, Option.from_cfg(cfg.judge), store, rows, outs, source=source, max_usd=cfg.budget.max_usd,
                               seed=cfg.seed, arena_prompt=cfg.eval.arena_hard_prompt)
             ok, accuracy[bench] = v.won, v.score
             print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: {v.score:.1f} "
@@ -174,7 +175,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         "data_dir": str(src.relative_to(store.root)), "student_key": student_out.name, "settings": settings,
     }
     row["group"] = report.group_key(row)
-    report.record(store.root, student_out.name + "-" + cfg.reference.name, row, run_dir=report.hydra_run_dir())
+    store.record_result(student_out.name + "-" + cfg.reference.name, row, run_dir=report.hydra_run_dir())
     if report.in_multirun():
         print("evaluate: the sweep report is built when the multirun ends (agora/callbacks.py)")
     else:

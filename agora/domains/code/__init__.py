@@ -11,7 +11,7 @@ Every record has `{"id", "question", "solution", "answer"}`:
 - `answer` is the test code the sandbox runs after the student's program.
 HumanEval rows also keep `prompt` and `entry_point`, because a completion may be only the function body.
 
-Seeds follow REFERENCE.md's grid: MBPP train and xP3x code for instance generation, Magpie-Reasoning code prompts
+Seeds follow the paper's grid: MBPP train and xP3x code for instance generation, Magpie-Reasoning code prompts
 for response generation, CoNaLa for quality enhancement. They load through `datasets` by hub id, and any source
 can be read from local JSONL, JSON or Parquet files instead (`domain.sources.<name>.local=PATH`).
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 from agora import AgoraError
 
 BENCHMARKS = ("alpaca_eval", "arena_hard")
-ALPACA_N, ARENA_N = 805, 500
+ALPACA_N = 805   # AlpacaEval 2.0 prompts (the length-controlled GLM needs every one)
 
 
 def _read_json_records(path: Path, what: str) -> list[dict]:
