@@ -35,11 +35,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-OPTION = OmegaConf.load(ROOT / "conf" / "generator" / "gpt4o.yaml")
+
+
+def _gpt4o():
+    """generator=gpt4o as composed (the option over conf/generator/_defaults.yaml)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("generate", ["generator=gpt4o"]).generator
+
+
+OPTION = _gpt4o()
 SCENARIOS = {   # name: (overrides, the budget in dollars)
     "usd2": (["budget=usd", "budget.usd=2"], 2.0),
     "usd20": (["budget=usd", "budget.usd=20"], 20.0),

@@ -15,14 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
-from conftest import CONF, ROOT
+from conftest import ROOT, compose_cfg
 from pricedserver import PricedServer
 
 FAKE_KEY = "sk-test-agora-budget-NOT-A-KEY"
-PRICE = OmegaConf.load(CONF / "generator" / "gpt4o.yaml").price_usd_per_mtok   # USD per 1M tokens
-MAX_TOKENS = OmegaConf.load(CONF / "generator" / "gpt4o.yaml").sampling.max_tokens
+GPT4O = compose_cfg("generate", ["generator=gpt4o"]).generator   # as composed: the option over the shared defaults
+PRICE = GPT4O.price_usd_per_mtok   # USD per 1M tokens
+MAX_TOKENS = GPT4O.sampling.max_tokens
 
 
 def generate(url: str, store: Path, cwd: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, float]:
