@@ -1,7 +1,9 @@
-"""Student training: turn a generated data set into a fine-tuned student model.
+"""Stage 2: fine-tune the student on the cell's data. `python train.py [cell overrides]`.
 
-`student` materialises the base student as a local Hugging Face folder, `data` turns
-instruction/response rows into loss-masked tensors, and `sft` runs the full fine-tune.
+Finds the cell's committed data (or says which command makes it), trains the human_sft reference once per domain and
+student when the cell uses one, then the cell's student, through the training library (agora/train: the base
+student's folder, loss-masked data, the Trainer, multi-process launches). Both are store products keyed by their data
+and training settings, so a rerun is a cache hit and a crash resumes from the last checkpoint.
 """
 from __future__ import annotations
 
