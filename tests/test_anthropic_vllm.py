@@ -153,9 +153,11 @@ def test_faults_through_the_anthropic_client_are_retried_and_counted(vllm_server
 
 def generate(url: str, model: str, cwd, store) -> subprocess.CompletedProcess:
     # Instruction following x response generation: SmolLM2-135M, unconstrained, rarely follows the math meta-prompt,
-    # and a cell that keeps nothing is a failed cell (exit 2); plain answers to instructions it mostly gets through.
+    # and a cell that keeps nothing is a failed cell (exit 2); plain answers to instructions it mostly gets through,
+    # but it samples at temperature 1 and sometimes runs past max_tokens (finish_length): 4 tries an instruction
+    # (one run saw all 4 replies of 2 tries each cut off).
     args = ["generator=vllm_anthropic", f"generator.model={model}", f"generator.base_url={url}", "budget=smoke",
-            "domain=instruction_following", "mode=response_generation", "budget.n=2", "budget.max_attempts_factor=2",
+            "domain=instruction_following", "mode=response_generation", "budget.n=2", "budget.max_attempts_factor=4",
             "tracking=none"]
     env = {**os.environ, "AGORA_STORE": str(store), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     p = subprocess.run([sys.executable, str(ROOT / "generate.py"), *args], cwd=cwd, env=env, capture_output=True,
@@ -174,7 +176,7 @@ def test_generate_cell_over_the_anthropic_protocol(vllm_server, tmp_path):
     out = next((store / "data").rglob("manifest.json")).parent
     manifest = json.loads((out / "manifest.json").read_text())
     s = manifest["summary"]
-    assert 2 <= s["requests"] <= 4 and s["sent"] == s["requests"] and s["failed"] == 0, s
+    assert 2 <= s["requests"] <= 8 and s["sent"] == s["requests"] and s["failed"] == 0, s
     served = served_since(url, before, s["sent"])
     assert (served["request_success"], served["prompt_tokens"], served["generation_tokens"]) == \
         (s["sent"], s["input_tokens"], s["output_tokens"]), (served, s)

@@ -204,7 +204,7 @@ def test_bad_input_names_the_file_line_or_source(tmp_path):
         m.load("magpie_pro", "train", {"local": str(bad_pq)}, None, 0)
     with pytest.raises(AgoraError, match=r"domain\.sources\.lima\.local=.*no such file"):
         m.load("lima", "train", {"local": str(tmp_path / "missing.jsonl")}, None, 0)
-    with pytest.raises(AgoraError, match=r"no \*test\*\.jsonl"):
+    with pytest.raises(AgoraError, match=r"no \*test\* JSONL/JSON/Parquet file in that folder"):
         m.load("lima", "test", {"local": str(tmp_path)}, None, 0)
     with pytest.raises(AgoraError, match=r"GAIR/lima.*domain\.sources\.lima\.local="):  # offline in the tests
         m.load("lima", "train", {"hub": "GAIR/lima", "local": None}, 5, 0)
