@@ -49,8 +49,8 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
         if bench in judging.JUDGED:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
             source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
-            v = judging.score(bench, Option.from_cfg(cfg.judge), store, rows, outs, source=source, max_usd=cfg.budget.max_usd,
-                              seed=cfg.seed, arena_prompt=cfg.eval.arena_hard_prompt)
+            v = judging.score(bench, Option.from_cfg(cfg.judge), store, rows, outs, source=source,
+                              max_usd=cfg.budget.max_usd, seed=cfg.seed, arena_prompt=cfg.eval.arena_hard_prompt)
             ok, accuracy[bench] = v.won, v.score
             print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: {v.score:.1f} "
                   + ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.details.items()))

@@ -27,8 +27,8 @@ from agora.engine.runner import CAP_MESSAGE, CapReached, Progress, Request, Samp
 from agora.metrics import contamination
 from agora.modes import ParseError, get_mode, load_template, sampling_fields
 from agora.stages import benchmark_rows, human_rows, split_rows, without_benchmarks
-from agora.store import Cell, Store, digest, write_jsonl
 from agora.specs import data_spec
+from agora.store import Cell, Store, digest, write_jsonl
 from agora.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,12 @@ def _student_tokens(cfg: DictConfig):
     from functools import cache
 
     from agora.chat import load_tokenizer, render, token_ids
-    from agora.train.student import materialize_student
+    from agora.train.student import student_folder
 
     @cache
     def tokenizer():
-        st = cfg.student
-        kw = {k: st[k] for k in ("package", "filename", "model_id") if st.get(k)}
-        path = materialize_student(st.source, st.name, Store(cfg.store_dir).models_dir(), **kw)
-        return load_tokenizer(path, st.chat_template)
+        path = student_folder(cfg.student, Store(cfg.store_dir).models_dir())
+        return load_tokenizer(path, cfg.student.chat_template)
 
     def count(row: dict) -> int:
         tok = tokenizer()
@@ -91,8 +89,8 @@ def plan_volume(cfg: DictConfig, price: Price, seeds: list[dict]) -> tuple[int, 
     return n, f"budget=usd: ${b.usd} / est. ${per:.5f} per example = {n} examples"
 
 
-async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_key: str | None, *, seeds: list[dict], n: int, ledger: Ledger,
-                    cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
+async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_key: str | None, *, seeds: list[dict],
+                    n: int, ledger: Ledger, cache: RequestCache, template, health=None) -> tuple[list[dict], list[dict], dict]:
     """Kept rows, dropped rows with reasons, and the volume plan as it ended (refined for budget=usd)."""
     g, mode, domain = cfg.generator, get_mode(cfg.mode.name), get_domain(cfg.domain._target_)
     fmt = cfg.prompt_format.style
@@ -297,7 +295,8 @@ def _sender(option: Option, client, s: Sampling, cache: RequestCache, ledger: Le
 
 def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     cell, store = Cell.from_cfg(cfg), Store(cfg.store_dir)
-    if cfg.domain_mode is None and not controls.is_control(cfg.generator.provider):   # a control replays human data: no seeds
+    # A control replays human data: it needs no seeds.
+    if cfg.domain_mode is None and not controls.is_control(cfg.generator.provider):
         raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
                          f"(domain.modes.{cell.mode} in its YAML)")
     get_domain(cfg.domain._target_)
@@ -315,7 +314,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
 
     g, option = cfg.generator, Option.from_cfg(cfg.generator)
     price = option.price
-    if controls.is_control(cfg.generator.provider):   # human data, clean or corrupted: no model, no request, $0 (agora/controls.py)
+    if controls.is_control(g.provider):   # human data, clean or corrupted: no model, no request, $0 (agora/controls.py)
         return _control(cfg, tracker, out, spec, template, price)
     if g.batch and price.batch_discount is None:
         raise AgoraError(f"generator={g.name} has no batch API price (generator.price_usd_per_mtok.batch_discount "

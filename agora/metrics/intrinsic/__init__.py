@@ -47,8 +47,8 @@ from agora.metrics.intrinsic.reward import reward_scores
 from agora.store import Store
 from agora.tracking import Tracker
 
-__all__ = ["ABSOLUTE_SYSTEM", "ASPECTS", "DIFFICULTY_TASK", "DIGIT_SYSTEM", "FILENAME", "METRICS", "PARSERS", "REGISTRY",
-           "VERSION", "Grading", "Measured", "Metric", "compute", "difficulty_task", "embed", "embedder_path",
+__all__ = ["ABSOLUTE_SYSTEM", "ASPECTS", "DIFFICULTY_TASK", "DIGIT_SYSTEM", "FILENAME", "METRICS", "PARSERS",
+           "REGISTRY", "VERSION", "Grading", "Measured", "Metric", "compute", "difficulty_task", "embed", "embedder_path",
            "grading_of", "judge_messages", "judge_scores", "load", "mean_pairwise_cosine", "metrics_of", "parse_result",
            "parse_score", "perplexities", "read_rows", "reward_scores", "rubric", "run", "spec_of"]
 

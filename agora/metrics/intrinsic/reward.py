@@ -80,7 +80,8 @@ class RewardMetric:
         r = cfg.intrinsic.reward
         if r.enabled and not r.model_id:
             raise AgoraError("intrinsic.reward.enabled=true needs intrinsic.reward.model_id (a hub id or local "
-                             "folder of a sequence-classification reward model, e.g. Skywork/Skywork-Reward-Llama-3.1-8B)")
+                             "folder of a sequence-classification reward model, e.g. "
+                             "Skywork/Skywork-Reward-Llama-3.1-8B)")
 
     def measure(self, cfg: DictConfig, store: Store, rows: list[dict]) -> Measured:
         r = cfg.intrinsic.reward
