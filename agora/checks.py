@@ -22,11 +22,24 @@ def check_cell(cfg: DictConfig) -> None:
         raise AgoraError(_HINTS.get(k, f"{k} has no value (`???` in its config); set it with {k}=..."))
     _check_budget(cfg.budget)
     _check_sources(cfg)
+    _check_scoring(cfg)
     from agora import controls
 
     if controls.is_control(cfg.generator.provider):   # generator=human / human_corrupted: its corruption
         c = cfg.generator.corrupt
         controls.check_corrupt(None if c is None else OmegaConf.to_container(c, resolve=True), cfg.domain._target_)
+
+
+def _check_scoring(cfg: DictConfig) -> None:
+    """Every benchmark the cell evaluates has a split and a known scorer (domain.scoring), before any cost."""
+    from agora.domains import get_domain
+    from agora.scoring import scorer_version
+    from agora.specs import scoring_of
+
+    domain = get_domain(cfg.domain._target_)
+    for b in cfg.domain.benchmarks[cfg.budget.data]:
+        _, scorer = scoring_of(cfg, b)
+        scorer_version(scorer, domain)
 
 
 def _missing(node: object, path: str = "") -> list[str]:

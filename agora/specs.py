@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from agora import controls
+from agora import AgoraError, controls
 from agora.hardware import resolve_bf16
 from agora.store import digest
 
@@ -91,11 +91,22 @@ def train_spec(cfg: DictConfig) -> dict:
 
 def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:
     """The benchmark settings of an evaluation: inference settings, the domain's (its sampling temperature), the
-    benchmark sources, the problem count, and the domain's version and scorer version."""
+    benchmark sources, the problem count, the domain's version, and each benchmark's split, scorer and its version."""
     from agora.domains import get_domain
+    from agora.scoring import scorer_version
 
     domain = get_domain(cfg.domain._target_)
     e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size")}
     return {"benchmarks": benchmarks, "sources": {b: _plain(cfg.domain.sources).get(b) for b in benchmarks},
             "eval": {**e, **_plain(cfg.domain.eval)}, "limit": cfg.budget.eval_limit, "domain_version": domain.VERSION,
-            "scorer_version": domain.SCORER_VERSION, "seed": cfg.seed}
+            "scoring": {b: {"split": s, "scorer": sc, "version": scorer_version(sc, domain)}
+                        for b in benchmarks for s, sc in [scoring_of(cfg, b)]}, "seed": cfg.seed}
+
+
+def scoring_of(cfg: DictConfig, benchmark: str) -> tuple[str, str]:
+    """(split, scorer) of one of the domain's benchmarks (`domain.scoring.<benchmark>` in its YAML)."""
+    s = (cfg.domain.get("scoring") or {}).get(benchmark)
+    if s is None:
+        raise AgoraError(f"benchmark {benchmark!r} has no domain.scoring.{benchmark} entry (its split and scorer, e.g. "
+                         f"{{split: test, scorer: math_answers}}) in domain={cfg.domain.name}'s YAML")
+    return str(s.split), str(s.scorer)

@@ -27,6 +27,9 @@ from conftest import ROOT, compose_cfg
      "this cell never reads gsm8k (budget.data=embedded reads ['synthetic_gsm'])"),
     (["domain=code", "domain.sources.mbpp.local=/no/such/mbpp.jsonl", "budget.data=hub"],
      "domain.sources.mbpp.local=/no/such/mbpp.jsonl: no such file or folder"),
+    (["domain.scoring.synthetic_gsm.scorer=rouge"], "unknown scorer 'rouge'; known: ['math_answers', 'sandbox',"),
+    (["~domain.scoring.synthetic_gsm"], "benchmark 'synthetic_gsm' has no domain.scoring.synthetic_gsm entry"),
+    (["domain.scoring.synthetic_gsm.scorer=domain"], "scorer: domain needs SCORER_VERSION in agora.domains.math"),
 ])
 @pytest.mark.parametrize("stage", ["generate", "train", "evaluate"])
 def test_bad_input_is_one_line_naming_the_option(stage, overrides, says):

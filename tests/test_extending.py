@@ -107,6 +107,14 @@ def test_a_benchmark_from_a_users_file_is_loaded_and_scored(tmp_path):
     assert math.score_many("gsm8k", [f"So the answer is [RESULT] {r['answer']} [/RESULT]" for r in mine], mine) \
         == [True] * 3
     assert not any(math.score_many("gsm8k", ["[RESULT] 0 [/RESULT]"] * 3, mine))
+    # Each benchmark is read from the split its `domain.scoring` entry names, and the split and scorer key its scores.
+    from agora.specs import eval_spec
+
+    train = compose_cfg("evaluate", ["domain.scoring.synthetic_gsm.split=train"])
+    assert {r["question"] for r in benchmark_rows(train)}.isdisjoint({r["question"] for r in benchmark_rows(
+        compose_cfg("evaluate"))})
+    assert eval_spec(train, ["synthetic_gsm"]) != eval_spec(compose_cfg("evaluate"), ["synthetic_gsm"])
+    assert eval_spec(cfg, ["gsm8k"])["scoring"] == {"gsm8k": {"split": "test", "scorer": "math_answers", "version": 2}}
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ class Domain(Protocol):
     THEMES: list[str]   # drawn into instance generation, one per request
     OPENERS: list[str]  # opening words drawn likewise (instruction following); empty: none
     ANSWER_GBNF: tuple[str, str]   # the answer's llama.cpp grammar, free-form and inside a JSON string (agora/modes)
-    SCORER_VERSION: int  # the version of the scorer its benchmarks use: part of every evaluation's key
+    # SCORER_VERSION: int, only where the YAML says `scorer: domain` (its own score_many); Agora's scorers carry theirs
 
     def load(self, name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]: ...
     def validate(self, instruction: str, response: str) -> str | None: ...
@@ -31,8 +31,7 @@ class Domain(Protocol):
     def score_many(self, benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]: ...
 
 
-REQUIRED = ("VERSION", "THEMES", "OPENERS", "ANSWER_GBNF", "SCORER_VERSION", "load", "validate", "score",
-            "score_many")
+REQUIRED = ("VERSION", "THEMES", "OPENERS", "ANSWER_GBNF", "load", "validate", "score", "score_many")
 
 
 @cache

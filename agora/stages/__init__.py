@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agora import sources
 from agora.domains import get_domain
+from agora.specs import scoring_of
 
 
 def rerun_command(stage: str) -> str:
@@ -33,8 +34,9 @@ def split_rows(cfg: DictConfig, names: list[str], split: str, limit: int | None,
 
 
 def benchmark_rows(cfg: DictConfig, limit: int | None = None) -> list[dict]:
-    """The test rows of every benchmark of the cell's domain at its data scale."""
-    return split_rows(cfg, list(cfg.domain.benchmarks[cfg.budget.data]), "test", limit)
+    """The rows of every benchmark of the cell's domain at its data scale, each from its own split."""
+    return [r for b in cfg.domain.benchmarks[cfg.budget.data]
+            for r in split_rows(cfg, [b], scoring_of(cfg, b)[0], limit)]
 
 
 def without_benchmarks(cfg: DictConfig, rows: list[dict]) -> list[dict]:

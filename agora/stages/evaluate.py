@@ -26,12 +26,14 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     from agora.infer import GenConfig, build_prompt, generate, load_model
     from agora.engine.option import Option
     from agora.scoring import judge as judging
+    from agora.specs import scoring_of
 
     # Every model is prompted in the student's chat format (agora/chat.py), so the format keys the base's and the
     # reference's scores too: it changes their prompts.
     chat = {"template": cfg.student.chat_template, "system_prompt": cfg.domain.system_prompt}
     spec = {"model": model_key, "fewshot": len(fewshot), "chat_format": chat, **eval_spec(cfg, sorted(benchmarks))}
-    if judging.JUDGED & set(benchmarks):   # the judge decides these scores, so it is part of their key
+    judged = {b for b in benchmarks if scoring_of(cfg, b)[1] == "judge"}
+    if judged:   # the judge decides these scores, so it is part of their key
         spec["judge"] = {"provider": cfg.judge.provider, "model": cfg.judge.model, "version": judging.VERSION}
     out = store.eval_dir(label, digest(spec))
     if store.exists(out):
@@ -47,7 +49,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     for bench, rows in benchmarks.items():
         prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
         outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
-        if bench in judging.JUDGED:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
+        if bench in judged:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
             source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
             v = judging.score(bench, Option.from_cfg(cfg.judge), store, rows, outs, source=source,
                               max_usd=cfg.budget.max_usd, seed=cfg.seed, arena_prompt=cfg.eval.arena_hard_prompt)
@@ -108,15 +110,16 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         raise AgoraError(f"unknown reference.kind {cfg.reference.kind!r}; known: ['checkpoint', 'human_sft']")
 
     names = list(cfg.domain.benchmarks[data])
-    from agora.scoring.judge import JUDGED
     from agora.generators import require_key
+    from agora.specs import scoring_of
 
-    if JUDGED & set(names):   # a judged benchmark needs the judge's key: say so before any model runs
+    judged = {b for b in names if scoring_of(cfg, b)[1] == "judge"}
+    if judged:   # a judged benchmark needs the judge's key: say so before any model runs
         require_key(cfg.judge.api_key_env, f"{cfg.judge.name} (generator@judge=)")
     from agora.metrics import intrinsic
 
     intrinsic.run(cfg, store, src, tracker)   # the data set's own qualities, once per data cell (intrinsic.json)
-    benchmarks = {b: split_rows(cfg, [b], "test", cfg.budget.eval_limit) for b in names}
+    benchmarks = {b: split_rows(cfg, [b], scoring_of(cfg, b)[0], cfg.budget.eval_limit) for b in names}
     fewshot = fewshot_examples(cfg)
     base_path = student_path(cfg.student, store)
     scores = {
@@ -159,7 +162,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         "student": spec["student"], "reference": reference,
         "train": {**spec["train"], "system_prompt": spec["system_prompt"], "deepspeed": spec["deepspeed"]},
         "eval": {**es["eval"], **{k: v for k, v in es.items() if k != "eval"}, "judge": ({"provider": cfg.judge.provider, "model": cfg.judge.model, "version": JUDGE_VERSION}
-                           if JUDGED & set(names) else None)},
+                           if judged else None)},
     }
     agg = aggregate(per_bench, n={b: len(benchmarks[b]) for b in names})   # with the problem counts: noise flags
     row = {

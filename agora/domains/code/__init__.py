@@ -25,11 +25,9 @@ from agora import sources
 from agora.domains import pool
 from agora.domains.code import synthetic as synthetic_code
 from agora.domains.code import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
-from agora.scoring import sandbox
 from agora.scoring.sandbox import run_many, run_python
 
 VERSION = 1   # the domain's code and its embedded data (synthetic.py, evalplus.py): in every data and evaluation key
-SCORER_VERSION = sandbox.VERSION
 ANSWER_GBNF = ("code", "jcode")   # a fenced Python function (agora/modes `python_gbnf`), free-form and in a JSON string
 LANGUAGES = ["Python", "Java", "C++", "C", "JavaScript", "C#", "PHP"]
 # The paper's 14 themes: 7 languages x writing or fixing code. The meta-prompts follow the theme (the solution is

@@ -26,7 +26,6 @@ from agora.domains.instruction_following import synthetic as synthetic_if
 from agora.domains.instruction_following import judged   # the judged benchmarks' prompts and baselines
 
 VERSION = 1   # the domain's code and its embedded data (synthetic.py): in every data and evaluation key
-SCORER_VERSION = ifeval.VERSION
 ANSWER_GBNF = ("text", "jtext")   # free text, free-form and in a JSON string
 # The 28 general topics drawn into instruction-following instance generation: the paper's categories
 # (neulab/data-agora's run.py), in our words. (The offline `synthetic_if` examples have their own subjects.)

@@ -16,7 +16,6 @@ from agora.domains.math import synthetic as synthetic_math
 from agora.scoring import math_answers
 
 VERSION = 1   # the domain's code and its embedded data (synthetic.py): in every data and evaluation key
-SCORER_VERSION = math_answers.VERSION
 # The answer's shape for the embedded generator's llama.cpp grammar (agora/modes `gbnf`): free-form, and in JSON.
 ANSWER_GBNF = ("text result", r'jtext " [RESULT] " [^"\\\n\[\]]{1,30} " [/RESULT]"')
 RESULT_RE = re.compile(r"\[RESULT\](.*?)\[/RESULT\]", re.S)
