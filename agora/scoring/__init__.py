@@ -7,8 +7,8 @@
 
 A domain's YAML names each benchmark's scorer (`domain.scoring.<benchmark>.scorer`): one of these, or `domain` for
 a user's domain that scores its own benchmarks (its `SCORER_VERSION`). The scorer's `VERSION` enters the evaluation
-key (`scoring.<benchmark>.version`, agora/specs.py). The domain binds its benchmarks to the scorer (`score_many`); a `judge` benchmark goes to the
-pairwise judge instead.
+key (`scoring.<benchmark>.version`, agora/specs.py). The domain binds its benchmarks to the scorer
+(`score_many`); a `judge` benchmark goes to the pairwise judge instead.
 """
 from __future__ import annotations
 
