@@ -238,6 +238,29 @@ def first(pgrs: dict[str, list[float]], budget: float = 10.0) -> analysis.Advice
     return report.recommend(report.group_rows(seeded_rows(pgrs)), "math", budget)[0]
 
 
+def test_the_reference_base_gap_gets_its_own_seed_interval(tmp_path):
+    """The instrument's range per cell: reference minus base over the train seeds, with the 95% t-interval by hand,
+    and the page says when that interval holds 0 (a PGR over such a gap divides by noise)."""
+    rows = seeded_rows({"local": [10.0, 20.0, 30.0], "gpt4o": [5.0, 15.0]})
+    for r, ref in zip(rows, (30.0, 34.0, 41.0, 21.0, 23.0)):   # local's three seeds, then gpt4o's two
+        r["reference"] = ref
+    groups = {g["generator"]: g for g in report.group_rows(rows)}
+    v = [10.0, 14.0, 21.0]                                     # base 20 in every row
+    m, s = sum(v) / 3, math.sqrt(sum((x - sum(v) / 3) ** 2 for x in v) / 2)
+    h = 4.302652730 * s / math.sqrt(3)                         # t(0.975, 2)
+    g = groups["local"]
+    assert g["gap_values"] == v and g["gap"] == pytest.approx(m)
+    assert (g["gap_low"], g["gap_high"]) == (pytest.approx(m - h), pytest.approx(m + h)) and m - h > 0
+    two = groups["gpt4o"]                                       # gaps 1 and 3: mean 2, t(0.975, 1) * 1
+    assert (two["gap"], two["gap_low"], two["gap_high"]) == (2.0, pytest.approx(2 - 12.706204736),
+                                                             pytest.approx(2 + 12.706204736))
+    index = report.write(report.analyse(rows), tmp_path / "r", "gap")
+    shown = dict(zip(column(Page(index.read_text()), "groups", "generator"),
+                     column(Page(index.read_text()), "groups", "reference_minus_base_95ci")))
+    assert shown["local"] == f"{m:.2f} [{m - h:.2f}, {m + h:.2f}]"
+    assert shown["gpt4o"] == f"2.00 [{2 - 12.706204736:.2f}, {2 + 12.706204736:.2f}], holds 0"
+
+
 def test_advice_says_no_candidate_recovers_the_gap_at_every_budget(tmp_path):
     # The issue's store: the embedded generator's student scored 0 of 64 against the base's 1 and the human_sft
     # reference's 14, so PGR = (0 - 1.5625) / (21.875 - 1.5625) = -7.7%; one seed learned a problem back (PGR 0).
@@ -621,6 +644,12 @@ def test_seed_intervals_and_noise_flags_by_hand(sweep):
         assert g["pgr_low"] == pytest.approx(m - 12.706204736 * s / math.sqrt(2))
         assert g["pgr_high"] == pytest.approx(m + 12.706204736 * s / math.sqrt(2))
         assert text == f"{m:.2f} [{m - 12.706204736 * s / math.sqrt(2):.2f}, {m + 12.706204736 * s / math.sqrt(2):.2f}]"
+    for g, text in zip(groups, column(page, "groups", "reference_minus_base_95ci")):   # the instrument's range
+        v = [c["reference"] - c["base"] for c in cells if c["data_dir"] == g["data_dir"]]
+        m, h = sum(v) / 2, 12.706204736 * abs(v[0] - v[1]) / 2          # two seeds: t * s / sqrt(2)
+        assert g["gap_values"] == pytest.approx(v) and g["gap"] == pytest.approx(m) and m > 0
+        assert (g["gap_low"], g["gap_high"]) == (pytest.approx(m - h), pytest.approx(m + h))
+        assert text == f"{m:.2f} [{m - h:.2f}, {m + h:.2f}]" + (", holds 0" if m - h <= 0 <= m + h else "")
     fmt = [c for c in data["comparisons"] if c["axis"] == "prompt_format"]
     assert len(fmt) == 2 and {c["context"].split("budget_n=")[1].split()[0] for c in fmt} == {"2", "3"}
     for c in fmt:   # free_form against json at each N, by hand
@@ -698,3 +727,29 @@ def test_controls_are_labelled_with_their_corruption_and_never_advised(tmp_path)
     assert {report.label(g).split()[0] for g in groups} == {"human", "gpt4o"}
     advice = report.recommend(groups, "math", 10.0)
     assert [a.label.split()[0] for a in advice] == ["generator=gpt4o"]   # human (PGR 95) is not for sale
+
+
+def control_scores(tmp: Path, store: Path, *overrides: str) -> dict:
+    """generate -> train -> evaluate one human-control cell of the sweep's settings (seed 1); its result row."""
+    ctl = [c for c in CELL if not c.startswith(("budget.n=", "prompt_format="))]
+    ctl += ["generator=human", "budget.n=200", "train.seed=1", "intrinsic.enabled=false", "tracking=none", *overrides]
+    tmp.mkdir(parents=True)
+    for stage in ("generate", "train", "evaluate"):
+        agora(stage, *ctl, cwd=tmp, store=store)
+    (path,) = tmp.rglob("result.json")
+    row = json.loads(path.read_text())
+    return {**row["benchmarks"][BENCH], "generator": row["generator"], "settings": row["settings"]}
+
+
+def test_reduced_control_the_human_student_beats_the_base_and_not_without_training(sweep, tmp_path):
+    """Issue 14's CI control: the human control (all the human rows, so the seed-1 reference's twin) beats the base
+    on the sweep's 20 HumanEval problems; with training broken (learning rate 0) the same check fails, so it measures
+    training and not the pipeline's plumbing. The base and the seed-1 reference are the sweep's cache hits."""
+    _, store, _ = sweep
+    good = control_scores(tmp_path / "lr", store)
+    assert good["generator"] == "human" and good["student"] > good["base"], good
+    assert good["pgr"] == pytest.approx(100.0), good   # the reference's twin: the same rows, settings and seed
+    broken = control_scores(tmp_path / "lr0", store, "train.learning_rate=0")
+    assert broken["settings"]["train"]["learning_rate"] == 0
+    assert broken["student"] == broken["reference"], broken   # both untrained: the same weights and prompts
+    assert not broken["student"] > broken["base"], broken

@@ -50,6 +50,15 @@ def _ci(g: dict) -> str:
     return f"{g['pgr']:.2f} [{g['pgr_low']:.2f}, {g['pgr_high']:.2f}]"
 
 
+def _gap(g: dict) -> str:
+    if g.get("gap") is None:
+        return ""
+    if g["gap_low"] is None:
+        return f"{g['gap']:.2f} (1 seed)"
+    zero = ", holds 0" if g["gap_low"] <= 0 <= g["gap_high"] else ""
+    return f"{g['gap']:.2f} [{g['gap_low']:.2f}, {g['gap_high']:.2f}]{zero}"
+
+
 def group_table(groups: list[dict]) -> list[dict]:
     return [{"generator": g["generator"], "domain": g["domain"], "mode": g["mode"], "budget": g["budget"],
              "budget_n": g.get("budget_n"), "prompt_format": g["prompt_format"], "reference_kind": g["reference_kind"],
@@ -57,6 +66,7 @@ def group_table(groups: list[dict]) -> list[dict]:
              "n_undefined": g["n_undefined"], "pgr_partial": g["pgr_partial"],
              "pgr_undefined": ", ".join(g["pgr_undefined"]),
              **{f"{w}_score": g[f"{w}_score"] for w in ("base", "reference", "student")},
+             "reference_minus_base_95ci": _gap(g),
              **{f"{b}/pgr": v for b, v in g["pgr_by_benchmark"].items()},
              **{f"{b}/gap_within_noise": v for b, v in g["gap_within_noise"].items()},
              **{k: g.get(k) for k in COST}, "data_dir": g.get("data_dir")}
@@ -164,7 +174,9 @@ def write(r: Report, out: Path, title: str) -> Path:
              "t-interval where it has at least 2 seeds. Runs are merged only when they differ in the train seed "
              "alone; <code>settings</code> shows what else tells a row apart (empty when every row agrees). "
              "<code>gap_within_noise</code>: the reference-base gap is at most 2 binomial standard errors over the "
-             "benchmark's n problems, so the PGR divides by noise.</p>"]
+             "benchmark's n problems, so the PGR divides by noise. <code>reference_minus_base_95ci</code>: the "
+             "reference's score minus the base's (the domain's mean, in points) over the train seeds, with its 95% "
+             "t-interval: the instrument's range, which a PGR divides by (it should exclude 0).</p>"]
     if r.failed:
         parts += ["<h2>Failed jobs</h2>", _table(["job", "error"], r.failed, "failed")]
     parts += ["<h2>Budget advice</h2><ul class='verdicts'>"

@@ -64,6 +64,8 @@ def group_rows(rows: list[dict]) -> list[dict]:
         r0 = rs[0]
         values = [r["pgr"] for r in rs if r.get("pgr") is not None]
         iv = analysis.t_interval(values) if values else None
+        gaps = [r["reference"] - r["base"] for r in rs if r.get("reference") is not None and r.get("base") is not None]
+        gap = analysis.t_interval(gaps) if gaps else None   # the instrument's range: does the reference beat the base?
         bench, noisy = {}, {}
         for b in sorted({b for r in rs for b in r.get("benchmarks", {})}):
             v = [r["benchmarks"][b]["pgr"] for r in rs if r.get("benchmarks", {}).get(b, {}).get("pgr") is not None]
@@ -80,6 +82,8 @@ def group_rows(rows: list[dict]) -> list[dict]:
                     "pgr_values": values, "n_undefined": len(rs) - len(values),
                     "pgr": iv.mean if iv else None, "pgr_sd": iv.sd if iv else None,
                     "pgr_low": iv.low if iv else None, "pgr_high": iv.high if iv else None,
+                    "gap_values": gaps, "gap": gap.mean if gap else None,
+                    "gap_low": gap.low if gap else None, "gap_high": gap.high if gap else None,
                     "pgr_partial": iv is not None and (len(values) < len(rs) or any(partial_of(r) for r in rs)),
                     "pgr_undefined": undefined, "pgr_by_benchmark": bench, "gap_within_noise": noisy,
                     **{k: r0.get(k) for k in COST},
