@@ -21,6 +21,7 @@ _SECRET_KEY = re.compile(r"(api_?key|secret|token|password)$", re.I)
 
 class Tracker(Protocol):
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None: ...
+    def curve(self, prefix: str, metrics: dict[str, Any], step: int) -> None: ...
     def summary(self, metrics: dict[str, Any]) -> None: ...
     def table(self, name: str, rows: list[dict]) -> None: ...
     def finish(self) -> None: ...
@@ -70,6 +71,9 @@ class FileTracker:
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         pass
 
+    def curve(self, prefix: str, metrics: dict[str, Any], step: int) -> None:
+        pass
+
     def summary(self, metrics: dict[str, Any]) -> None:
         metrics = scrub(metrics, self.secrets)
         self.metrics.update(metrics)
@@ -87,9 +91,20 @@ class WandbTracker(FileTracker):
     def __init__(self, out_dir: Path, run: Any, secrets: set[str] | None = None):
         super().__init__(out_dir, secrets)
         self.run = run
+        self._curves: set[str] = set()
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         self.run.log(scrub(metrics, self.secrets), step=step)
+
+    def curve(self, prefix: str, metrics: dict[str, Any], step: int) -> None:
+        """`prefix/<name>` against its own x axis `prefix/step`. One job can log two training curves (the human_sft
+        reference's, then the student's, each from step 1): on W&B's one run-wide step the second would be dropped
+        as out of order."""
+        if prefix not in self._curves:
+            self.run.define_metric(f"{prefix}/step")
+            self.run.define_metric(f"{prefix}/*", step_metric=f"{prefix}/step")
+            self._curves.add(prefix)
+        self.run.log(scrub({**metrics, f"{prefix}/step": step}, self.secrets))
 
     def summary(self, metrics: dict[str, Any]) -> None:
         super().summary(metrics)

@@ -76,6 +76,19 @@ def test_wandb_offline_runs_one_per_stage(e2e):
     assert {"generate", "train", "evaluate"} <= stages
     for r in runs:
         assert list(r.glob("*.wandb")), r
+    # The train job's file holds every logged step of each curve it fitted (logging_steps=1), the student's too when
+    # the human_sft reference was fitted first in the same run (on one run-wide step W&B dropped the student's).
+    from wandb_file import curve, history
+
+    train = min((r for r in runs if r.parents[2].name == "train"), key=lambda r: r.name)   # the fitting run, not a rerun
+    rows = history(next(train.glob("*.wandb")))
+    metrics = json.loads((train.parents[1] / "metrics.json").read_text())
+    assert metrics["train/cache_hit"] == 0
+    for prefix in ("train_reference", "train"):
+        if f"{prefix}/steps" not in metrics:
+            continue   # the reference was a cache hit of another module's run: nothing fitted, nothing logged
+        steps = [s for s, _ in curve(rows, prefix)]
+        assert steps == list(range(1, metrics[f"{prefix}/steps"] + 1)), (prefix, steps)
 
 
 def test_a_generator_that_reads_its_key_leaves_it_nowhere(tmp_path):

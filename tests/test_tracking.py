@@ -1,7 +1,7 @@
 """No API key reaches W&B or a run folder: `scrub`, `secret_values`, and a real offline W&B run."""
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
 from agora import tracking
 from conftest import compose_cfg
@@ -43,3 +43,20 @@ def test_a_real_offline_wandb_run_never_holds_the_key(tmp_path, monkeypatch):
     assert not [f for f in files if KEY.encode() in f.read_bytes()]
     logged = b"".join(f.read_bytes() for f in files if f.name == "config.yaml" or f.suffix == ".wandb")
     assert b"proxy.example/v1?key=***" in logged
+
+
+def test_two_training_curves_in_one_run_are_both_kept(tmp_path, monkeypatch):
+    # A train job fits the human_sft reference, then the student, each from step 1. On W&B's one run-wide step the
+    # student's first steps were dropped ("less than the current step"); each curve now has its own x axis.
+    from wandb_file import curve, history
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    t = tracking.start(compose_cfg("train"), stage="train", name="train/test", group=None, out_dir=tmp_path)
+    for prefix in ("train_reference", "train"):
+        for step in (1, 2, 3):
+            t.curve(prefix, {f"{prefix}/loss": 1.0 / step, f"{prefix}/lr": 1e-4}, step)
+    t.finish()
+    (run,) = tmp_path.rglob("offline-run-*/*.wandb")
+    rows = history(run)
+    for prefix in ("train_reference", "train"):
+        assert curve(rows, prefix) == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))], prefix

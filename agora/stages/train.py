@@ -93,7 +93,7 @@ def fit(cfg: DictConfig, store: Store, tracker: Tracker, rows: list[dict], out: 
 
     def on_log(m: dict, step: int) -> None:
         history.append({"step": step, **m})
-        tracker.log({f"{prefix}/{_RENAME.get(k, k.removeprefix('train_'))}": v for k, v in m.items()}, step=step)
+        tracker.curve(prefix, {f"{prefix}/{_RENAME.get(k, k.removeprefix('train_'))}": v for k, v in m.items()}, step)
 
     base = student_path(cfg.student, store)
     work = out.with_name(f".{out.name}.work")   # checkpoints: stable across a crash, so a rerun resumes
