@@ -727,6 +727,9 @@ def test_controls_are_labelled_with_their_corruption_and_never_advised(tmp_path)
     assert {report.label(g).split()[0] for g in groups} == {"human", "gpt4o"}
     advice = report.recommend(groups, "math", 10.0)
     assert [a.label.split()[0] for a in advice] == ["generator=gpt4o"]   # human (PGR 95) is not for sale
+    only = report.group_rows([r for r in rows if r["generator"] == "human"])   # a store of controls alone
+    assert report.recommend(only, "math", 10.0) == []
+    assert report.no_advice(only, "math", 10.0).startswith("nothing to buy: only controls have a defined PGR (human)")
 
 
 def control_scores(tmp: Path, store: Path, *overrides: str) -> dict:

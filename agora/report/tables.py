@@ -300,6 +300,10 @@ def no_advice(groups: list[dict], domain: str, budget_usd: float) -> str:
     if not any(g["pgr"] is not None for g in mine):
         return (f"nothing to rank: none of the {len(mine)} {domain} cell(s) has a defined PGR "
                 "(the reference did not beat the base)")
+    if not any(g["pgr"] is not None for g in mine if not g.get("control")):
+        controls = sorted({g["control"] for g in mine if g.get("control") and g["pgr"] is not None})
+        return (f"nothing to buy: only controls have a defined PGR ({', '.join(controls)}); they are yardsticks, "
+                "not generators (add a generator's cells to rank it against them)")
     return f"no measured generator affords one example for ${budget_usd:g}"
 
 
