@@ -78,7 +78,9 @@ def launch_of(cfg: DictConfig) -> "Launch | None":
     return launch
 
 
-_RENAME = {"learning_rate": "lr"}   # the Trainer's log keys -> ours (train/lr)
+# The Trainer's log keys -> ours (train/lr). Its closing log's train_loss is the mean over the run: not a point of
+# the loss curve at the last step (train/loss), so it gets a name of its own.
+_RENAME = {"learning_rate": "lr", "train_loss": "mean_loss"}
 
 
 def fit(cfg: DictConfig, store: Store, tracker: Tracker, rows: list[dict], out: Path, manifest: dict,
