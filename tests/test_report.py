@@ -255,8 +255,8 @@ def test_the_reference_base_gap_gets_its_own_seed_interval(tmp_path):
     assert (two["gap"], two["gap_low"], two["gap_high"]) == (2.0, pytest.approx(2 - 12.706204736),
                                                              pytest.approx(2 + 12.706204736))
     index = report.write(report.analyse(rows), tmp_path / "r", "gap")
-    shown = dict(zip(column(Page(index.read_text()), "groups", "generator"),
-                     column(Page(index.read_text()), "groups", "reference_minus_base_95ci")))
+    page = Page(index.read_text())
+    shown = dict(zip(column(page, "groups", "generator"), column(page, "groups", "reference_minus_base_95ci")))
     assert shown["local"] == f"{m:.2f} [{m - h:.2f}, {m + h:.2f}]"
     assert shown["gpt4o"] == f"2.00 [{2 - 12.706204736:.2f}, {2 + 12.706204736:.2f}], holds 0"
 

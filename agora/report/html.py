@@ -42,21 +42,22 @@ def _table(cols: list[str], rows: list[dict], table_id: str) -> str:
     return _scroll(f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>')
 
 
+def _interval(mean: float, low: float | None, high: float | None) -> str:
+    """A mean with its 95% interval over train seeds, or "(1 seed)" when there is none."""
+    return f"{mean:.2f} (1 seed)" if low is None else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
 def _ci(g: dict) -> str:
     if g["pgr"] is None:
         return "undefined (reference <= base)"
-    if g["pgr_low"] is None:
-        return f"{g['pgr']:.2f} (1 seed)"
-    return f"{g['pgr']:.2f} [{g['pgr_low']:.2f}, {g['pgr_high']:.2f}]"
+    return _interval(g["pgr"], g["pgr_low"], g["pgr_high"])
 
 
 def _gap(g: dict) -> str:
     if g.get("gap") is None:
         return ""
-    if g["gap_low"] is None:
-        return f"{g['gap']:.2f} (1 seed)"
-    zero = ", holds 0" if g["gap_low"] <= 0 <= g["gap_high"] else ""
-    return f"{g['gap']:.2f} [{g['gap_low']:.2f}, {g['gap_high']:.2f}]{zero}"
+    zero = g["gap_low"] is not None and g["gap_low"] <= 0 <= g["gap_high"]
+    return _interval(g["gap"], g["gap_low"], g["gap_high"]) + (", holds 0" if zero else "")
 
 
 def group_table(groups: list[dict]) -> list[dict]:
