@@ -63,6 +63,61 @@ def test_the_packaged_model_decodes_on_this_cpu(tmp_path):
         assert server.failure() is None
 
 
+# Grammar-last (generator.server.grammar_order=last): in a subprocess, since it patches llama-cpp-python's class.
+# The grammar only admits "[RESULT] <1-3 digits> [/RESULT]", which the model on its own almost never writes, so
+# most tokens are rejected once and drawn again under the grammar.
+GRAMMAR_LAST = """
+import json, re, sys
+import llama_cpp
+from agora.generators import llama_server
+from agora.generators.local_server import packaged_file, use_extra_bufts
+if not use_extra_bufts("auto"):
+    llama_server.disable_extra_buffer_types()
+llm = llama_cpp.Llama(str(packaged_file(*sys.argv[1:3])), n_ctx=512, n_threads=2, seed=0, verbose=False)
+grammar = llama_cpp.LlamaGrammar.from_string('root ::= "[RESULT] " [0-9]{1,3} " [/RESULT]"', verbose=False)
+msgs = [{"role": "user", "content": "What is 12 times 12? Explain step by step."}]
+def run(t, seed=0):
+    out = llm.create_chat_completion(msgs, grammar=grammar, max_tokens=24, temperature=t, seed=seed)
+    return out["choices"][0]["message"]["content"], out["choices"][0]["finish_reason"]
+first = run(0.0)
+llama_server.sample_grammar_last()
+last = run(0.0)
+sampler = llm._sampler
+sampled = [run(1.0, seed) for seed in range(4)]
+print(json.dumps({"first": first, "last": last, "kind": type(sampler).__name__,
+                  "resampled": sampler.resampled, "sampled": sampled}))
+"""
+
+
+def test_grammar_last_keeps_every_token_in_the_grammar_and_greedy_output_unchanged():
+    p = subprocess.run([sys.executable, "-c", GRAMMAR_LAST, *GGUF], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["kind"] == "GrammarLastSampler" and r["resampled"] >= 1, r   # the patched path ran, and rejected
+    # Greedy: the unconstrained argmax is kept only when the grammar accepts it, so it is the constrained argmax too.
+    assert r["last"] == r["first"], r
+    for text, finish in [r["last"], *r["sampled"]]:
+        assert finish == "stop" and re.fullmatch(r"\[RESULT\] \d{1,3} \[/RESULT\]", text), r
+
+
+def test_the_server_samples_grammar_last_when_asked(tmp_path):
+    log = tmp_path / "server.log"
+    with llama_cpp_server(packaged_file(*GGUF), n_ctx=512, n_threads=2, startup_timeout_s=180, log_path=log,
+                          grammar_order="last") as server:
+        assert "--grammar-last" in server.proc.args
+        body = json.dumps({"messages": [{"role": "user", "content": "Name a number."}], "max_tokens": 24,
+                           "temperature": 1.0, "grammar": 'root ::= "[RESULT] " [0-9]{1,3} " [/RESULT]"'}).encode()
+        req = urllib.request.Request(f"{server.url}/chat/completions", data=body,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            text = json.loads(resp.read())["choices"][0]["message"]["content"]
+        assert re.fullmatch(r"\[RESULT\] \d{1,3} \[/RESULT\]", text), text
+    with pytest.raises(AgoraError, match="grammar_order"):
+        with llama_cpp_server(packaged_file(*GGUF), n_ctx=512, n_threads=2, startup_timeout_s=5, log_path=log,
+                              grammar_order="middle"):
+            pass
+
+
 def test_a_server_that_answers_http_but_cannot_decode_is_not_ready(tmp_path):
     # A stand-in for the AMX crash, with the real server: /v1/models answers, and the first decode kills it.
     log = tmp_path / "server.log"

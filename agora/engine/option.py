@@ -58,7 +58,10 @@ class Option:
     def endpoint(self) -> str:
         """What identifies the server in cache keys: a local server's port changes every run, its model does not."""
         if self.server:
-            return f"{self.provider}|{self.server['kind']}:{self.server['package']}/{self.server['filename']}"
+            s = self.server
+            order = s.get("grammar_order", "first")   # how the server samples under a grammar: other samples
+            return (f"{self.provider}|{s['kind']}:{s['package']}/{s['filename']}"
+                    + (f"|grammar_order={order}" if order != "first" else ""))
         return f"{self.provider}|{self.base_url or 'default'}"
 
     def api_key(self, role: str | None = None) -> str | None:

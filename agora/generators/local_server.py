@@ -119,7 +119,8 @@ def wait_ready(server: LocalServer, timeout_s: float) -> None:
 
 @contextmanager
 def llama_cpp_server(model_path: Path, *, n_ctx: int, n_threads: int, startup_timeout_s: float,
-                     log_path: Path, extra_bufts: bool | str = "auto") -> Iterator[LocalServer]:
+                     log_path: Path, extra_bufts: bool | str = "auto",
+                     grammar_order: str = "first") -> Iterator[LocalServer]:
     """A running server on a free loopback port (`.url` is `http://127.0.0.1:PORT/v1`); stopped on exit."""
     try:
         import llama_cpp.server  # noqa: F401
@@ -130,6 +131,10 @@ def llama_cpp_server(model_path: Path, *, n_ctx: int, n_threads: int, startup_ti
            "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)]
     if not use_extra_bufts(extra_bufts):
         cmd.append("--no-extra-bufts")
+    if grammar_order not in ("first", "last"):
+        raise AgoraError(f"generator.server.grammar_order={grammar_order!r}; use first or last")
+    if grammar_order == "last":
+        cmd.append("--grammar-last")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(log_path, "ab") as logf:
@@ -154,4 +159,5 @@ def serve_option(server: Mapping[str, Any], log_path: Path):
     """`llama_cpp_server(...)` for a generator option's `server:` block (generate, judges and intrinsic judges)."""
     return llama_cpp_server(packaged_file(server["package"], server["filename"]), n_ctx=server["n_ctx"],
                             n_threads=server["n_threads"], startup_timeout_s=server["startup_timeout_s"],
-                            log_path=log_path, extra_bufts=server["extra_bufts"])
+                            log_path=log_path, extra_bufts=server["extra_bufts"],
+                            grammar_order=server.get("grammar_order", "first"))
