@@ -47,9 +47,9 @@ class GenConfig:
 
 
 def load_model(
-    path: str | Path, chat_template: str | None = None
+    path: str | Path, chat_template: str | None = None, bf16: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM and its tokenizer for batched generation, in eval mode, fp32.
+    """Load a causal LM and its tokenizer for batched generation, in eval mode, fp32 (bf16 weights when ``bf16``).
 
     ``path`` is a model directory (or hub id), or a ``.gguf`` file, which transformers
     dequantises to fp32. ``chat_template`` is the student's chat format (``student.chat_template``:
@@ -63,7 +63,7 @@ def load_model(
         kwargs["gguf_file"] = path.name
         path = path.parent
     tokenizer = load_tokenizer(path, chat_template, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32, **kwargs)
     model.eval()
     tokenizer.padding_side = "left"  # decoder-only: new tokens must follow each prompt directly
     if tokenizer.pad_token is None:

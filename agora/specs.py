@@ -96,7 +96,9 @@ def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:
     from agora.scoring import scorer_version
 
     domain = get_domain(cfg.domain._target_)
-    e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size")}
+    e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size", "bf16")}
+    if resolve_bf16(cfg.eval.get("bf16", False), "eval.bf16"):   # bf16 weights: other numerics; fp32 keys stay as they were
+        e["dtype"] = "bfloat16"
     return {"benchmarks": benchmarks, "sources": {b: _plain(cfg.domain.sources).get(b) for b in benchmarks},
             "eval": {**e, **_plain(cfg.domain.eval)}, "limit": cfg.budget.eval_limit, "domain_version": domain.VERSION,
             "scoring": {b: {"split": s, "scorer": sc, "version": scorer_version(sc, domain)}

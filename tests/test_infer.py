@@ -137,3 +137,17 @@ def test_stop_tokens_include_start_of_turn(tokenizer):
     # A base model prompted few-shot may skip <|im_end|> and open the next example's turn: that ends its answer.
     fake = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=0))
     assert tokenizer.convert_tokens_to_ids("<|im_start|>") in stop_token_ids(fake, tokenizer)
+
+
+def test_load_model_in_bf16_generates(model, tokenizer, prompts, tmp_path):
+    """`eval.bf16`: the same folder loads with bf16 weights and still generates (fp32 when off)."""
+    from agora.infer import load_model
+
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    m16, tok = load_model(tmp_path / "m", bf16=True)
+    m32, _ = load_model(tmp_path / "m")
+    assert m16.dtype == torch.bfloat16 and m32.dtype == torch.float32
+    assert all(p.dtype == torch.bfloat16 for p in m16.parameters())
+    outs = generate(m16, tok, prompts[:2], GenConfig(max_new_tokens=4, temperature=0.0, batch_size=2))
+    assert len(outs) == 2 and all(isinstance(o, str) for o in outs)

@@ -317,3 +317,21 @@ def test_bf16_auto_resolves_to_what_the_machine_runs_and_keys_it():
     assert auto["train"]["bf16"] is want
     assert auto == train_spec(compose_cfg("train", [f"train.bf16={str(want).lower()}"]))
     assert auto != train_spec(compose_cfg("train", [f"train.bf16={str(not want).lower()}"]))
+
+
+def test_eval_bf16_keys_the_dtype_only_when_on():
+    """eval.bf16 (smoke: auto) evaluates with bf16 weights (tests/test_infer.py); the evaluation key names the dtype
+    only when it is on, so every fp32 key stays what it was."""
+    from agora import AgoraError
+    from agora.hardware import native_bf16
+    from agora.specs import eval_spec
+    from conftest import compose_cfg
+
+    fp32 = eval_spec(compose_cfg("evaluate", ["eval.bf16=false"]), ["synthetic_gsm"])
+    bf16 = eval_spec(compose_cfg("evaluate", ["eval.bf16=true"]), ["synthetic_gsm"])
+    assert "dtype" not in fp32["eval"] and "bf16" not in fp32["eval"] and bf16["eval"]["dtype"] == "bfloat16"
+    assert {k: v for k, v in bf16["eval"].items() if k != "dtype"} == fp32["eval"]
+    auto = eval_spec(compose_cfg("evaluate", ["eval.bf16=auto"]), ["synthetic_gsm"])
+    assert auto == (bf16 if native_bf16() else fp32)
+    with pytest.raises(AgoraError, match="eval.bf16='maybe'"):
+        eval_spec(compose_cfg("evaluate", ["eval.bf16=maybe"]), ["synthetic_gsm"])

@@ -23,6 +23,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
                 benchmarks: dict[str, list[dict]], fewshot: list[tuple[str, str]]) -> dict[str, float]:
     """Accuracy per benchmark for one model; predictions are kept beside the scores."""
     from agora.domains import get_domain
+    from agora.hardware import resolve_bf16
     from agora.infer import GenConfig, build_prompt, generate, load_model
     from agora.engine.option import Option
     from agora.scoring import judge as judging
@@ -44,7 +45,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     temperature = cfg.domain.eval.temperature   # the domain's: math samples at 0.2, the others decode greedily
     gen = GenConfig(max_new_tokens=e.max_new_tokens, temperature=temperature, top_p=e.top_p,
                     repetition_penalty=e.repetition_penalty, batch_size=e.batch_size, seed=cfg.seed, threads=e.threads)
-    model, tok = load_model(model_path, cfg.student.chat_template)
+    model, tok = load_model(model_path, cfg.student.chat_template, bf16=resolve_bf16(e.get("bf16", False), "eval.bf16"))
     accuracy, preds = {}, []
     for bench, rows in benchmarks.items():
         prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
