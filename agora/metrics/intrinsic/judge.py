@@ -239,8 +239,10 @@ def judge_scores(judge_cfg: DictConfig, store: Store, domain: str, rows: list[di
             "max_tokens": g.max_tokens, "system_in_user": g.system_in_user, "extra_body": g.extra_body,
             "constrain": constrain}
     items, truncated = [], 0
-    for i, r in enumerate(rows):
-        for aspect in ASPECTS:
+    # Aspect by aspect, so consecutive prompts share the system text and rubric: a llama.cpp server reuses that
+    # prefix's KV cache from the previous request (the order enters no key).
+    for aspect in ASPECTS:
+        for i, r in enumerate(rows):
             messages, cut = judge_messages(domain, aspect, r["instruction"], r["response"], max_chars,
                                            prompt=g.prompt, system_in_user=g.system_in_user)
             truncated += cut
