@@ -84,7 +84,7 @@ def train_spec(cfg: DictConfig) -> dict:
     # run matches one process to 1e-6; tests/test_distributed.py), so they are not part of the key.
     skip = ("threads", "logging_steps", "eval_steps", "save_steps", "launch")
     t = {k: v for k, v in _plain(cfg.train).items() if k not in skip}
-    t["bf16"] = resolve_bf16(t["bf16"])   # what ran: `auto` is a different product on an AMX Xeon and an EPYC
+    t["bf16"] = resolve_bf16(t["bf16"], deepspeed=bool(cfg.deepspeed.config))   # what ran: `auto` is a different product on an AMX Xeon and an EPYC
     return {"student": _plain(cfg.student), "train": t, "system_prompt": cfg.domain.system_prompt,
             "deepspeed": cfg.deepspeed.config, "seed": cfg.train.seed}
 

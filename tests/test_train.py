@@ -317,6 +317,10 @@ def test_bf16_auto_resolves_to_what_the_machine_runs_and_keys_it():
     assert auto["train"]["bf16"] is want
     assert auto == train_spec(compose_cfg("train", [f"train.bf16={str(want).lower()}"]))
     assert auto != train_spec(compose_cfg("train", [f"train.bf16={str(not want).lower()}"]))
+    # Under DeepSpeed on a CPU, auto is fp32 (DeepSpeed's bf16 is bf16 weights, not autocast; hardware.py)
+    ds = train_spec(compose_cfg("train", ["train.bf16=auto", "deepspeed=zero2"]))["train"]["bf16"]
+    assert ds is (want and torch.cuda.is_available())
+    assert train_spec(compose_cfg("train", ["train.bf16=true", "deepspeed=zero2"]))["train"]["bf16"] is True
 
 
 def test_eval_bf16_keys_the_dtype_only_when_on():

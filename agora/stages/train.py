@@ -58,7 +58,7 @@ def sft_config(cfg: DictConfig):
                      per_device_batch_size=t.per_device_batch_size, grad_accum=t.grad_accum, max_len=t.max_len,
                      warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler=t.lr_scheduler,
                      lr_gamma=t.lr_gamma, bin_tokens=t.bin_tokens,
-                     seed=t.seed, bf16=resolve_bf16(t.bf16), system_prompt=cfg.domain.system_prompt, deepspeed=ds,
+                     seed=t.seed, bf16=resolve_bf16(t.bf16, deepspeed=bool(ds)), system_prompt=cfg.domain.system_prompt, deepspeed=ds,
                      gradient_checkpointing=t.gradient_checkpointing, logging_steps=t.logging_steps,
                      threads=t.threads, pack=t.pack, overlong=t.overlong, val_fraction=t.val_fraction,
                      eval_steps=t.eval_steps, save_steps=t.save_steps, chat_template=cfg.student.get("chat_template"))
