@@ -87,10 +87,16 @@ def build_prompt(
     return render(tokenizer, question, system, fewshot=fewshot)
 
 
-def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """The eos token plus the chat template's end-of-turn and start-of-turn tokens, where they differ."""
+def stop_token_ids(model: PreTrainedModel | None, tokenizer: PreTrainedTokenizerBase,
+                   generation_eos: int | list[int] | None = None) -> list[int]:
+    """The eos token plus the chat template's end-of-turn and start-of-turn tokens, where they differ.
+
+    `model` gives the checkpoint's generation eos; without a loaded model (a served one) pass `generation_eos`
+    (`generation_eos_of(path)`)."""
     ids: list[int] = []
-    for source in (tokenizer.eos_token_id, model.generation_config.eos_token_id):
+    if model is not None:
+        generation_eos = model.generation_config.eos_token_id
+    for source in (tokenizer.eos_token_id, generation_eos):
         if source is not None:
             ids += source if isinstance(source, list) else [source]
     template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
@@ -99,6 +105,16 @@ def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -
     if not ids:
         raise ValueError(f"generate: found no eos token for {tokenizer.name_or_path!r}; set tokenizer.eos_token")
     return list(dict.fromkeys(ids))
+
+
+def generation_eos_of(path: str | Path) -> int | list[int] | None:
+    """The eos token id(s) of a model folder's generation_config.json, without loading its weights."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(path).eos_token_id
+    except OSError:   # no generation_config.json: the tokenizer's eos is all there is
+        return None
 
 
 def generate(
@@ -162,3 +178,60 @@ def generate(
     finally:
         torch.set_num_threads(prev_threads)
     return completions  # type: ignore[return-value]
+
+
+def generate_served(url: str, prompts: list[str], cfg: GenConfig, stop_ids: list[int], *, model_key: str,
+                    cache_path: Path, concurrency: int = 64, timeout_s: float = 3600,
+                    progress_desc: str | None = None, health=None) -> list[str]:
+    """`generate`'s completions from a served model (`eval.backend=vllm`): the same rendered prompts, decoding
+    settings and stop tokens, sent through the engine, in the order of ``prompts``.
+
+    The engine gives concurrency, retries and a request cache at `cache_path`, keyed by the model's identity
+    (`model_key`, not the server's port) and the settings: a killed evaluation resumes without resending what
+    finished. Greedy when temperature is 0; otherwise every request samples under `cfg.seed` (vLLM seeds each request
+    on its own), so a completion does not depend on what else is in flight, unlike HF's batch-dependent sampling.
+    """
+    import asyncio
+
+    from agora.engine.cache import RequestCache, request_key
+    from agora.engine.ledger import Ledger, Price
+    from agora.engine.runner import Limits, Progress, Request, Sampling, run_requests
+    from agora.generators.openai_client import PROMPT_ROLE, PromptClient
+
+    if cfg.max_new_tokens < 1:
+        raise ValueError(f"generate: max_new_tokens is {cfg.max_new_tokens}; it must be >= 1")
+    if not prompts:
+        return []
+    greedy = cfg.temperature <= 0
+    extra = {"stop_token_ids": list(stop_ids), "repetition_penalty": cfg.repetition_penalty,
+             "skip_special_tokens": True, **({} if greedy else {"seed": cfg.seed})}
+    sampling = Sampling(temperature=0.0 if greedy else cfg.temperature, top_p=1.0 if greedy else cfg.top_p,
+                        max_tokens=cfg.max_new_tokens, stop=None, response_format=None, extra_body=extra)
+    s = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens, **extra}
+    requests = []
+    for i, p in enumerate(prompts):
+        messages = [{"role": PROMPT_ROLE, "content": p}]
+        requests.append(Request(request_key(endpoint="served", model=model_key, messages=messages, sampling=s,
+                                            replicate=0), messages, {"index": i}))
+    cache = RequestCache(cache_path)
+    ledger = Ledger(Price(0.0, 0.0, "served"), max_usd=None)
+    client = PromptClient(model="model", base_url=f"{url}/v1", timeout_s=timeout_s, concurrency=concurrency)
+
+    async def go():
+        try:
+            return await run_requests(client, requests, sampling, cache=cache, ledger=ledger,
+                                      limits=Limits(concurrency=concurrency, max_retries=3),
+                                      progress=Progress(ledger, progress_desc or "eval"), desc=progress_desc or "eval",
+                                      health=health)
+        finally:
+            await client.aclose()
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        cache.close()
+    failed = [r for r in results if r.record is None]
+    if failed:
+        raise RuntimeError(f"generate_served: {len(failed)} of {len(prompts)} prompts failed, e.g. {failed[0].error}; "
+                           "rerun to resume (finished prompts are cached)")
+    return [r.record["text"] for r in results]

@@ -6,6 +6,7 @@ threads, logging and the process layout are left out on purpose. These are confi
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -96,9 +97,11 @@ def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:
     from agora.scoring import scorer_version
 
     domain = get_domain(cfg.domain._target_)
-    e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size", "bf16")}
+    e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size", "bf16", "backend", "vllm")}
     if resolve_bf16(cfg.eval.get("bf16", False), "eval.bf16"):   # bf16 weights: other numerics; fp32 keys stay as they were
         e["dtype"] = "bfloat16"
+    if (backend := eval_backend(cfg)) != "hf":   # its numerics differ slightly (kernels, batching); hf keys unchanged
+        e["backend"] = backend
     return {"benchmarks": benchmarks, "sources": {b: _plain(cfg.domain.sources).get(b) for b in benchmarks},
             "eval": {**e, **_plain(cfg.domain.eval)}, "limit": cfg.budget.eval_limit, "domain_version": domain.VERSION,
             "scoring": {b: {"split": s, "scorer": sc, "version": scorer_version(sc, domain)}
@@ -112,3 +115,34 @@ def scoring_of(cfg: DictConfig, benchmark: str) -> tuple[str, str]:
         raise AgoraError(f"benchmark {benchmark!r} has no domain.scoring.{benchmark} entry (its split and scorer, e.g. "
                          f"{{split: test, scorer: math_answers}}) in domain={cfg.domain.name}'s YAML")
     return str(s.split), str(s.scorer)
+
+
+BACKENDS = ("hf", "vllm", "auto")
+
+
+def eval_backend(cfg: DictConfig) -> str:
+    """`eval.backend` resolved: hf or vllm. `auto` (paper-scale budgets) is vllm where CUDA is present and
+    `eval.vllm.python` can import vllm, else hf."""
+    e = cfg.eval
+    b = str(e.get("backend") or "hf")
+    if b not in BACKENDS:
+        raise AgoraError(f"unknown eval.backend {b!r}; known: {list(BACKENDS)}")
+    if b != "auto":
+        return b
+    return "vllm" if _vllm_usable((e.get("vllm") or {}).get("python")) else "hf"
+
+
+@functools.lru_cache(maxsize=None)
+def _vllm_usable(python: str | None) -> bool:
+    import subprocess
+    import sys
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return subprocess.run([python or sys.executable, "-c", "import vllm"], capture_output=True,
+                              timeout=300).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

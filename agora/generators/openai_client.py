@@ -52,6 +52,18 @@ def parse_chat(data: dict, latency_s: float) -> Completion:
         raise TransientError(f"malformed response: {type(e).__name__}: {e}") from e
 
 
+def parse_completion(data: dict, latency_s: float) -> Completion:
+    """A text_completion JSON body (/v1/completions) as a Completion; a body without a choice is a torn response."""
+    try:
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        return Completion(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "unknown",
+                          input_tokens=int(usage.get("prompt_tokens") or 0),
+                          output_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency_s)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        raise TransientError(f"malformed response: {type(e).__name__}: {e}") from e
+
+
 def _batch_line(row: dict) -> Completion | PermanentError | TransientError:
     resp, err = row.get("response"), row.get("error")
     if resp and resp.get("status_code") == 200:
@@ -150,3 +162,34 @@ class OpenAIClient:
     async def aclose(self) -> None:
         await self.wire.aclose()
         await self.sdk.close()
+
+
+PROMPT_ROLE = "prompt"   # a request's one message of this role is raw text, sent as it is to /v1/completions
+
+
+class PromptClient:
+    """Raw prompts to an OpenAI-compatible /v1/completions endpoint (an evaluation server).
+
+    The evaluator renders every prompt in the student's chat format itself (`agora.chat.render`), so the server must
+    not apply a template of its own: the text goes out as it is, and both evaluation backends see the same prompt.
+    A request is one message `{"role": "prompt", "content": text}`, so the engine's cache, retries and ledger work
+    unchanged.
+    """
+
+    def __init__(self, *, model: str, base_url: str, timeout_s: float, concurrency: int):
+        self.model = model
+        self.wire = Wire(base_url.rstrip("/"), {"Content-Type": "application/json"}, timeout_s=timeout_s,
+                         concurrency=concurrency)
+
+    async def complete(self, messages, *, temperature, top_p, max_tokens, stop, response_format,
+                       extra_body=None) -> Completion:
+        if len(messages) != 1 or messages[0].get("role") != PROMPT_ROLE:
+            raise PermanentError(f"PromptClient takes one {PROMPT_ROLE!r} message, got roles "
+                                 f"{[m.get('role') for m in messages]}")
+        body = {"model": self.model, "prompt": messages[0]["content"], "temperature": temperature, "top_p": top_p,
+                "max_tokens": max_tokens, **({"stop": list(stop)} if stop else {}), **(extra_body or {})}
+        data, latency = await self.wire.post("/completions", body)
+        return parse_completion(data, latency)
+
+    async def aclose(self) -> None:
+        await self.wire.aclose()

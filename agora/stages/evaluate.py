@@ -23,8 +23,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
                 benchmarks: dict[str, list[dict]], fewshot: list[tuple[str, str]]) -> dict[str, float]:
     """Accuracy per benchmark for one model; predictions are kept beside the scores."""
     from agora.domains import get_domain
-    from agora.hardware import resolve_bf16
-    from agora.infer import GenConfig, build_prompt, generate, load_model
+    from agora.infer import GenConfig
     from agora.engine.option import Option
     from agora.scoring import judge as judging
     from agora.specs import scoring_of
@@ -45,11 +44,11 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     temperature = cfg.domain.eval.temperature   # the domain's: math samples at 0.2, the others decode greedily
     gen = GenConfig(max_new_tokens=e.max_new_tokens, temperature=temperature, top_p=e.top_p,
                     repetition_penalty=e.repetition_penalty, batch_size=e.batch_size, seed=cfg.seed, threads=e.threads)
-    model, tok = load_model(model_path, cfg.student.chat_template, bf16=resolve_bf16(e.get("bf16", False), "eval.bf16"))
+    outputs = completions(cfg, store, label=label, model_path=model_path, model_key=model_key, key=out.name,
+                          benchmarks=benchmarks, fewshot=fewshot, gen=gen)
     accuracy, preds = {}, []
     for bench, rows in benchmarks.items():
-        prompts = [build_prompt(tok, r["question"], cfg.domain.system_prompt, fewshot) for r in rows]
-        outs = generate(model, tok, prompts, gen, progress_desc=f"eval {label} {bench}")
+        outs = outputs[bench]
         if bench in judged:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
             source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
             v = judging.score(bench, Option.from_cfg(cfg.judge), store, rows, outs, source=source,
@@ -66,6 +65,39 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         write_jsonl(tmp / "predictions.jsonl", preds)
     print(f"evaluate: {label} " + ", ".join(f"{b} {a:.1f}%" for b, a in accuracy.items()))
     return accuracy
+
+
+def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, model_key: str, key: str,
+                benchmarks: dict[str, list[dict]], fewshot: list[tuple[str, str]], gen) -> dict[str, list[str]]:
+    """Every benchmark's completions from one model, through `eval.backend`: hf (`generate` in this process) or vllm
+    (a server on the model folder for this model only, fed by the engine; stopped when this returns or raises).
+    Both render the same prompts in the student's chat format and stop on the same tokens."""
+    from agora.chat import load_tokenizer
+    from agora.hardware import resolve_bf16
+    from agora.infer import build_prompt, generate, generate_served, generation_eos_of, load_model, stop_token_ids
+    from agora.specs import eval_backend
+
+    system = cfg.domain.system_prompt
+    bf16 = resolve_bf16(cfg.eval.get("bf16", False), "eval.bf16")
+    if eval_backend(cfg) == "hf":
+        model, tok = load_model(model_path, cfg.student.chat_template, bf16=bf16)
+        return {b: generate(model, tok, [build_prompt(tok, r["question"], system, fewshot) for r in rows], gen,
+                            progress_desc=f"eval {label} {b}") for b, rows in benchmarks.items()}
+    from agora.generators.vllm_server import vllm_python, vllm_server
+
+    v = cfg.eval.vllm
+    if model_path.endswith(".gguf"):
+        raise AgoraError(f"eval.backend=vllm serves model folders; {model_path} is a GGUF file (eval.backend=hf)")
+    tok = load_tokenizer(model_path, cfg.student.chat_template)
+    stops = stop_token_ids(None, tok, generation_eos_of(model_path))
+    prompts = {b: [build_prompt(tok, r["question"], system, fewshot) for r in rows] for b, rows in benchmarks.items()}
+    requests = store.root / "requests" / "eval"
+    with vllm_server(model_path, log=requests / f"{label}-{key}.vllm.log", python=vllm_python(v.python),
+                     max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
+                     extra_args=("--dtype", "bfloat16" if bf16 else "float32", *(v.args or ())), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
+        return {b: generate_served(url, ps, gen, stops, model_key=model_key, cache_path=requests / f"{label}-{key}.jsonl",
+                                   concurrency=v.concurrency, progress_desc=f"eval {label} {b} (vllm)")
+                for b, ps in prompts.items()}
 
 
 def fewshot_examples(cfg: DictConfig) -> list[tuple[str, str]]:
