@@ -6,7 +6,6 @@ threads, logging and the process layout are left out on purpose. These are confi
 """
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -117,32 +116,9 @@ def scoring_of(cfg: DictConfig, benchmark: str) -> tuple[str, str]:
     return str(s.split), str(s.scorer)
 
 
-BACKENDS = ("hf", "vllm", "auto")
-
 
 def eval_backend(cfg: DictConfig) -> str:
-    """`eval.backend` resolved: hf or vllm. `auto` (paper-scale budgets) is vllm where CUDA is present and
-    `eval.vllm.python` can import vllm, else hf."""
-    e = cfg.eval
-    b = str(e.get("backend") or "hf")
-    if b not in BACKENDS:
-        raise AgoraError(f"unknown eval.backend {b!r}; known: {list(BACKENDS)}")
-    if b != "auto":
-        return b
-    return "vllm" if _vllm_usable((e.get("vllm") or {}).get("python")) else "hf"
+    """`eval.backend` resolved: hf or vllm (`auto`: vllm where CUDA and vLLM are present)."""
+    from agora.generators.vllm_server import resolve_backend
 
-
-@functools.lru_cache(maxsize=None)
-def _vllm_usable(python: str | None) -> bool:
-    import subprocess
-    import sys
-
-    import torch
-
-    if not torch.cuda.is_available():
-        return False
-    try:
-        return subprocess.run([python or sys.executable, "-c", "import vllm"], capture_output=True,
-                              timeout=300).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    return resolve_backend(str(cfg.eval.get("backend") or "hf"), (cfg.eval.get("vllm") or {}).get("python"))

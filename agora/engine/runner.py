@@ -211,6 +211,8 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
            "ts": time.time()}
     if c.top_logprobs is not None:   # only requests that asked for them (the AlpacaEval judge's preference)
         rec["top_logprobs"] = c.top_logprobs
+    if c.prompt_logprobs is not None:   # a served perplexity (eval.backend=vllm)
+        rec["prompt_logprobs"] = c.prompt_logprobs
     rec["cost_usd"] = ledger.record(rec, cached=False)
     cache.put(rec)
     return Result(req, rec)

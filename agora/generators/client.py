@@ -19,6 +19,7 @@ class Completion:
     output_tokens: int
     latency_s: float
     top_logprobs: list[dict] | None = None   # the first token's alternatives, when the request asked for logprobs
+    prompt_logprobs: list[float | None] | None = None   # log p(each prompt token | the ones before), when asked
 
 
 class PermanentError(Exception):

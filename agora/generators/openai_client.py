@@ -52,16 +52,33 @@ def parse_chat(data: dict, latency_s: float) -> Completion:
         raise TransientError(f"malformed response: {type(e).__name__}: {e}") from e
 
 
-def parse_completion(data: dict, latency_s: float) -> Completion:
-    """A text_completion JSON body (/v1/completions) as a Completion; a body without a choice is a torn response."""
+def parse_completion(data: dict, latency_s: float, prompt_ids: list[int] | None = None) -> Completion:
+    """A text_completion JSON body (/v1/completions) as a Completion; a body without a choice is a torn response.
+    `prompt_ids`: the prompt's token ids, when it was sent as ids (to read its `prompt_logprobs`)."""
     try:
         choice = data["choices"][0]
         usage = data.get("usage") or {}
         return Completion(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "unknown",
                           input_tokens=int(usage.get("prompt_tokens") or 0),
-                          output_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency_s)
+                          output_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency_s,
+                          prompt_logprobs=_prompt_logprobs(choice.get("prompt_logprobs"), prompt_ids))
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise TransientError(f"malformed response: {type(e).__name__}: {e}") from e
+
+
+def _prompt_logprobs(entries: list | None, ids: list[int] | None) -> list[float | None] | None:
+    """vLLM's `prompt_logprobs` (per position: None, or {token id: {logprob, ...}} holding the prompt's own token
+    and the top alternatives) as the prompt tokens' own logprobs; the first position has none."""
+    if entries is None:
+        return None
+    if ids is None or len(ids) != len(entries):
+        raise TransientError(f"malformed response: {len(entries)} prompt_logprobs for "
+                             f"{None if ids is None else len(ids)} prompt token ids")
+    out: list[float | None] = []
+    for tid, e in zip(ids, entries):
+        hit = (e or {}).get(str(tid))
+        out.append(None if hit is None else float(hit["logprob"]))
+    return out
 
 
 def _batch_line(row: dict) -> Completion | PermanentError | TransientError:
@@ -172,8 +189,8 @@ class PromptClient:
 
     The evaluator renders every prompt in the student's chat format itself (`agora.chat.render`), so the server must
     not apply a template of its own: the text goes out as it is, and both evaluation backends see the same prompt.
-    A request is one message `{"role": "prompt", "content": text}`, so the engine's cache, retries and ledger work
-    unchanged.
+    A request is one message `{"role": "prompt", "content": text}` (or a list of token ids, to score them with
+    `prompt_logprobs`), so the engine's cache, retries and ledger work unchanged.
     """
 
     def __init__(self, *, model: str, base_url: str, timeout_s: float, concurrency: int):
@@ -189,7 +206,8 @@ class PromptClient:
         body = {"model": self.model, "prompt": messages[0]["content"], "temperature": temperature, "top_p": top_p,
                 "max_tokens": max_tokens, **({"stop": list(stop)} if stop else {}), **(extra_body or {})}
         data, latency = await self.wire.post("/completions", body)
-        return parse_completion(data, latency)
+        prompt = messages[0]["content"]
+        return parse_completion(data, latency, prompt if isinstance(prompt, list) else None)
 
     async def aclose(self) -> None:
         await self.wire.aclose()

@@ -10,6 +10,7 @@ whether the block returned or raised, and it dies with its parent if Agora itsel
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -23,6 +24,32 @@ from typing import Iterator
 from agora import AgoraError
 from agora.generators.local_server import free_port
 from agora.procs import die_with_parent
+
+
+BACKENDS = ("hf", "vllm", "auto")
+
+
+def resolve_backend(backend: str, python: str | None) -> str:
+    """`eval.backend` resolved: hf or vllm. `auto` (the paper-scale budgets) is vllm where CUDA is present and
+    `python` (null: this one) can import vllm, else hf."""
+    if backend not in BACKENDS:
+        raise AgoraError(f"unknown eval.backend {backend!r}; known: {list(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return "vllm" if _vllm_usable(python) else "hf"
+
+
+@functools.lru_cache(maxsize=None)
+def _vllm_usable(python: str | None) -> bool:
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return subprocess.run([python or sys.executable, "-c", "import vllm"], capture_output=True,
+                              timeout=300).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def vllm_python(python: str | None) -> str:

@@ -78,12 +78,72 @@ def perplexities(model_path: str, rows: list[dict], *, system: str | None, max_l
     return out
 
 
+def perplexities_served(url: str, model_key: str, model_path: str, rows: list[dict], *, system: str | None,
+                        max_len: int, chat_template: str | None, cache_path, concurrency: int = 64) -> list[float | None]:
+    """`perplexities` from a served model (`eval.backend=vllm`): the same rendered, masked token ids are sent as the
+    prompt with `prompt_logprobs`, and each row's perplexity is exp(mean NLL) over the same learned positions.
+
+    Requests go through the engine (cache at `cache_path`, resumable), one token generated per row and ignored."""
+    import asyncio
+
+    from agora.chat import load_tokenizer
+    from agora.engine.cache import RequestCache, request_key
+    from agora.engine.ledger import Ledger, Price
+    from agora.engine.runner import Limits, Progress, Request, Sampling, run_requests
+    from agora.generators.openai_client import PROMPT_ROLE, PromptClient
+    from agora.train.data import IGNORE_INDEX, encode_example
+
+    tok = load_tokenizer(model_path, chat_template)
+    enc = [encode_example(tok, r["instruction"], r["response"], system, max_len) for r in rows]
+    extra = {"prompt_logprobs": 0}
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=1, stop=None, response_format=None, extra_body=extra)
+    s = {"temperature": 0.0, "max_tokens": 1, **extra}
+    todo = [i for i, e in enumerate(enc) if e]
+    requests = [Request(request_key(endpoint="served", model=model_key, messages=m, sampling=s, replicate=0), m)
+                for i in todo for m in [[{"role": PROMPT_ROLE, "content": list(enc[i]["input_ids"])}]]]
+    cache = RequestCache(cache_path)
+    ledger = Ledger(Price(0.0, 0.0, "served"), max_usd=None)
+    client = PromptClient(model="model", base_url=f"{url}/v1", timeout_s=3600, concurrency=concurrency)
+
+    async def go():
+        try:
+            return await run_requests(client, requests, sampling, cache=cache, ledger=ledger,
+                                      limits=Limits(concurrency=concurrency, max_retries=3),
+                                      progress=Progress(ledger, "intrinsic perplexity (vllm)"))
+        finally:
+            await client.aclose()
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        cache.close()
+    out: list[float | None] = [None] * len(rows)
+    for i, r in zip(todo, results):
+        if r.record is None:
+            raise AgoraError(f"served perplexity failed for row {i}: {r.error}; rerun to resume")
+        lp = r.record["prompt_logprobs"]
+        nll = [-lp[t] for t, lab in enumerate(enc[i]["labels"]) if lab != IGNORE_INDEX and t > 0]
+        if nll:
+            out[i] = math.exp(sum(nll) / len(nll))
+    return out
+
+
+def backend_of(cfg: DictConfig) -> str:
+    """The evaluation's backend serves the perplexity too (`eval.backend`)."""
+    from agora.generators.vllm_server import resolve_backend
+
+    return resolve_backend(str(cfg.eval.get("backend") or "hf"), (cfg.eval.get("vllm") or {}).get("python"))
+
+
 class PerplexityMetric:
     name = "perplexity"
 
     def spec(self, cfg: DictConfig) -> dict:
-        return {"student": OmegaConf.to_container(cfg.student, resolve=True),
-                "system_prompt": cfg.domain.system_prompt, "max_len": cfg.train.max_len}
+        out = {"student": OmegaConf.to_container(cfg.student, resolve=True),
+               "system_prompt": cfg.domain.system_prompt, "max_len": cfg.train.max_len}
+        if (backend := backend_of(cfg)) != "hf":   # other kernels: the last digits may differ
+            out["backend"] = backend
+        return out
 
     def check(self, cfg: DictConfig) -> None:
         return None
@@ -92,9 +152,24 @@ class PerplexityMetric:
         from agora.train.student import student_folder
 
         t = time.perf_counter()
-        ppl = perplexities(student_folder(cfg.student, store.models_dir()), rows, system=cfg.domain.system_prompt,
-                           max_len=cfg.train.max_len, batch_tokens=cfg.intrinsic.perplexity.batch_tokens,
-                           chat_template=cfg.student.chat_template)
+        folder = student_folder(cfg.student, store.models_dir())
+        if backend_of(cfg) == "vllm":
+            from agora.generators.vllm_server import vllm_python, vllm_server
+            from agora.store import digest
+
+            v, key = cfg.eval.vllm, digest(self.spec(cfg))
+            where = store.root / "requests" / "perplexity"
+            with vllm_server(folder, log=where / f"{key}.vllm.log", python=vllm_python(v.python),
+                             max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
+                             extra_args=tuple(v.args or ()), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
+                ppl = perplexities_served(url, f"base:{cfg.student.name}", str(folder), rows,
+                                          system=cfg.domain.system_prompt, max_len=cfg.train.max_len,
+                                          chat_template=cfg.student.chat_template, cache_path=where / f"{key}.jsonl",
+                                          concurrency=v.concurrency)
+        else:
+            ppl = perplexities(folder, rows, system=cfg.domain.system_prompt, max_len=cfg.train.max_len,
+                               batch_tokens=cfg.intrinsic.perplexity.batch_tokens,
+                               chat_template=cfg.student.chat_template)
         return Measured({"perplexity": mean(ppl)}, {"perplexity": ppl},
                         {"perplexity_too_long": sum(p is None for p in ppl)}, time.perf_counter() - t)
 
