@@ -180,23 +180,25 @@ def generate(
     return completions  # type: ignore[return-value]
 
 
-def generate_served(url: str, prompts: list[str], cfg: GenConfig, stop_ids: list[int], *, model_key: str,
-                    cache_path: Path, concurrency: int = 64, timeout_s: float = 3600,
-                    progress_desc: str | None = None, health=None) -> list[str]:
-    """`generate`'s completions from a served model (`eval.backend=vllm`): the same rendered prompts, decoding
-    settings and stop tokens, sent through the engine, in the order of ``prompts``.
+def generate_served(url: str, tokenizer: PreTrainedTokenizerBase, prompts: list[str], cfg: GenConfig,
+                    stop_ids: list[int], *, model_key: str, cache_path: Path, served_name: str = "model",
+                    concurrency: int = 64, timeout_s: float = 3600, progress_desc: str | None = None,
+                    health=None) -> list[str]:
+    """`generate`'s completions from a served model (`eval.backend=vllm`), in the order of ``prompts``.
+
+    What makes the two backends comparable: the server gets the prompt's token ids, tokenised here exactly as
+    `generate` tokenises them (no special tokens added: the rendered chat format already has them), so no server-side
+    template or BOS can differ; the same decoding settings and stop token ids; and the completion comes back as token
+    ids that this tokenizer decodes as `generate` does (special tokens skipped), not as the server's detokenised text.
 
     The engine gives concurrency, retries and a request cache at `cache_path`, keyed by the model's identity
     (`model_key`, not the server's port) and the settings: a killed evaluation resumes without resending what
     finished. Greedy when temperature is 0; otherwise every request samples under `cfg.seed` (vLLM seeds each request
     on its own), so a completion does not depend on what else is in flight, unlike HF's batch-dependent sampling.
     """
-    import asyncio
-
-    from agora.engine.cache import RequestCache, request_key
-    from agora.engine.ledger import Ledger, Price
-    from agora.engine.runner import Limits, Progress, Request, Sampling, run_requests
-    from agora.generators.openai_client import PROMPT_ROLE, PromptClient
+    from agora.engine.cache import request_key
+    from agora.engine.runner import Request, Sampling
+    from agora.generators.openai_client import PROMPT_ROLE
 
     if cfg.max_new_tokens < 1:
         raise ValueError(f"generate: max_new_tokens is {cfg.max_new_tokens}; it must be >= 1")
@@ -204,34 +206,49 @@ def generate_served(url: str, prompts: list[str], cfg: GenConfig, stop_ids: list
         return []
     greedy = cfg.temperature <= 0
     extra = {"stop_token_ids": list(stop_ids), "repetition_penalty": cfg.repetition_penalty,
-             "skip_special_tokens": True, **({} if greedy else {"seed": cfg.seed})}
+             "return_token_ids": True, **({} if greedy else {"seed": cfg.seed})}
     sampling = Sampling(temperature=0.0 if greedy else cfg.temperature, top_p=1.0 if greedy else cfg.top_p,
                         max_tokens=cfg.max_new_tokens, stop=None, response_format=None, extra_body=extra)
     s = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens, **extra}
+    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     requests = []
-    for i, p in enumerate(prompts):
-        messages = [{"role": PROMPT_ROLE, "content": p}]
+    for i, p in enumerate(ids):
+        messages = [{"role": PROMPT_ROLE, "content": list(p)}]
         requests.append(Request(request_key(endpoint="served", model=model_key, messages=messages, sampling=s,
                                             replicate=0), messages, {"index": i}))
+    results = run_served(url, requests, sampling, cache_path=cache_path, served_name=served_name,
+                         concurrency=concurrency, timeout_s=timeout_s, desc=progress_desc or "eval", health=health)
+    failed = [r for r in results if r.record is None]
+    if failed:
+        raise RuntimeError(f"generate_served: {len(failed)} of {len(prompts)} prompts failed, e.g. {failed[0].error}; "
+                           "rerun to resume (finished prompts are cached)")
+    return [tokenizer.decode(r.record["token_ids"], skip_special_tokens=True) for r in results]
+
+
+def run_served(url: str, requests: list, sampling, *, cache_path: Path, served_name: str = "model",
+               concurrency: int = 64, timeout_s: float = 3600, desc: str = "served", health=None) -> list:
+    """Requests of raw prompts (`PromptClient`) to a server Agora started for one model, through the engine: its
+    concurrency, retries and a request cache at `cache_path`. Nothing is priced (the server is local)."""
+    import asyncio
+
+    from agora.engine.cache import RequestCache
+    from agora.engine.ledger import Ledger, Price
+    from agora.engine.runner import Limits, Progress, run_requests
+    from agora.generators.openai_client import PromptClient
+
     cache = RequestCache(cache_path)
     ledger = Ledger(Price(0.0, 0.0, "served"), max_usd=None)
-    client = PromptClient(model="model", base_url=f"{url}/v1", timeout_s=timeout_s, concurrency=concurrency)
+    client = PromptClient(model=served_name, base_url=f"{url}/v1", timeout_s=timeout_s, concurrency=concurrency)
 
     async def go():
         try:
             return await run_requests(client, requests, sampling, cache=cache, ledger=ledger,
                                       limits=Limits(concurrency=concurrency, max_retries=3),
-                                      progress=Progress(ledger, progress_desc or "eval"), desc=progress_desc or "eval",
-                                      health=health)
+                                      progress=Progress(ledger, desc), desc=desc, health=health)
         finally:
             await client.aclose()
 
     try:
-        results = asyncio.run(go())
+        return asyncio.run(go())
     finally:
         cache.close()
-    failed = [r for r in results if r.record is None]
-    if failed:
-        raise RuntimeError(f"generate_served: {len(failed)} of {len(prompts)} prompts failed, e.g. {failed[0].error}; "
-                           "rerun to resume (finished prompts are cached)")
-    return [r.record["text"] for r in results]

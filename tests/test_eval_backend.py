@@ -1,11 +1,14 @@
-"""`eval.backend=vllm` against the real thing: vLLM's CPU build serving the smoke student (the venv of
-tests/vllm_server.py), next to `eval.backend=hf` on the same problems.
+"""`eval.backend=vllm` against the real thing: vLLM's CPU build (the venv of tests/vllm_server.py) serving the smoke
+student through Agora's own launcher, next to `eval.backend=hf` on the same problems.
 
-- greedy answers agree with HF `generate` on at least 95% of problems (the disagreements are printed, with both
-  completions, so a change in either backend shows what moved);
-- an evaluation SIGKILLed mid-way leaves no server behind and resumes from the request cache, resending nothing
-  that finished;
-- the server is gone after the stage, whether the stage returned or raised.
+- an evaluation SIGKILLed mid-way leaves no server behind, and its rerun resumes from the request cache, resending
+  nothing that finished;
+- the server is gone after the stage, whether the stage returned or raised;
+- greedy answers agree with HF `generate` on at least 95% of problems (the disagreements are printed with both
+  completions, so a change in either backend shows what moved).
+
+Three server starts in all, each with `--enforce-eager` (no torch.compile warm-up: about a minute less a start on
+2 cores; the decoding is the same).
 """
 from __future__ import annotations
 
@@ -25,11 +28,11 @@ from agora.scoring.math_answers import extract_answer
 from conftest import ROOT, compose_cfg
 
 pytestmark = pytest.mark.slow
-N = 40   # synthetic GSM test problems: enough for a 95% bar to mean 38 of 40
+N = 40   # synthetic GSM test problems: a 95% bar means at most 2 of 40 may differ
 
 
 def vllm_processes(model_dir: Path) -> list[int]:
-    """Pids whose command line is a vLLM server of `model_dir` (or one of its engine processes)."""
+    """Pids whose command line is a vLLM server of `model_dir`."""
     out = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -39,6 +42,19 @@ def vllm_processes(model_dir: Path) -> list[int]:
                 continue
             if "vllm" in cmd and str(model_dir) in cmd:
                 out.append(int(p.name))
+    return out
+
+
+def vllm_children() -> list[str]:
+    """vLLM's engine processes, whatever their parent (they rename themselves VLLM::EngineCore, VLLM::Worker)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "comm").read_text().startswith("VLLM::"):
+                    out.append(f"{p.name} {(p / 'comm').read_text().strip()}")
+            except OSError:
+                continue
     return out
 
 
@@ -53,36 +69,38 @@ def gone(model_dir: Path, within_s: float = 60) -> bool:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, store_dir):
-    """(venv python, smoke student folder, composed config with eval.backend=vllm, the problems)."""
+    """(venv python, smoke student folder, the problems, the base's few-shot turns)."""
     if os.environ.get("AGORA_SKIP_VLLM") == "1":
         pytest.skip("AGORA_SKIP_VLLM=1: the tests against a real vLLM server are skipped")
     from agora.stages import split_rows
+    from agora.stages.evaluate import fewshot_examples
     from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
     from vllm_server import ensure_venv
 
-    log = tmp_path_factory.mktemp("vllm_eval") / "venv.log"
-    py = ensure_venv(log)
+    py = ensure_venv(tmp_path_factory.mktemp("vllm_eval") / "venv.log")
     model = materialize_student("gguf_package", SMOLLM2_NAME, store_dir / "models", package=SMOLLM2_PACKAGE,
                                 filename=SMOLLM2_FILENAME)
     cfg = vllm_cfg(str(py))
-    rows = split_rows(cfg, ["synthetic_gsm"], "test", N)
-    return py, Path(model), cfg, rows
+    return py, Path(model), split_rows(cfg, ["synthetic_gsm"], "test", N), fewshot_examples(cfg)
 
 
-def vllm_cfg(python: str):
+def vllm_cfg(python: str, *overrides: str):
     """The real evaluate config, served by the test venv's vLLM."""
     from omegaconf import open_dict
 
     from vllm_server import server_env
 
     cfg = compose_cfg("evaluate", ["eval.backend=vllm", f"eval.vllm.python={python}", f"budget.eval_limit={N}",
-                                   "eval.vllm.max_model_len=2048"])
+                                   "eval.vllm.max_model_len=2048", "eval.vllm.args=[--enforce-eager]",
+                                   "eval.bf16=false", *overrides])
     with open_dict(cfg):
         cfg.eval.vllm.env = server_env()
     return cfg
 
 
-def run(cfg, store_root: Path, model: Path, rows: list[dict], backend: str, key: str) -> list[str]:
+def run(cfg, store_root: Path, model: Path, benchmarks: dict[str, list[dict]], fewshot, backend: str,
+        key: str) -> dict[str, list[str]]:
+    """The evaluate stage's completions for the base model (greedy), through `backend`."""
     from omegaconf import open_dict
 
     from agora.stages.evaluate import completions
@@ -93,71 +111,73 @@ def run(cfg, store_root: Path, model: Path, rows: list[dict], backend: str, key:
     gen = GenConfig(max_new_tokens=cfg.eval.max_new_tokens, temperature=0.0, top_p=cfg.eval.top_p,
                     repetition_penalty=cfg.eval.repetition_penalty, batch_size=cfg.eval.batch_size, seed=0,
                     threads=cfg.eval.threads)
-    out = completions(cfg, Store(store_root), label="base", model_path=str(model), model_key=f"test:{model.name}",
-                      key=key, benchmarks={"synthetic_gsm": rows}, fewshot=[], gen=gen)
-    return out["synthetic_gsm"]
+    return completions(cfg, Store(store_root), label="base", model_path=str(model), model_key=f"test:{model.name}",
+                       key=key, benchmarks=benchmarks, fewshot=[tuple(t) for t in fewshot], gen=gen)
 
 
-def test_greedy_answers_agree_with_hf_and_no_server_is_left(setup, tmp_path):
-    _, model, cfg, rows = setup
-    hf = run(cfg, tmp_path, model, rows, "hf", "agree")
-    served = run(cfg, tmp_path, model, rows, "vllm", "agree")
-    assert gone(model, 5), vllm_processes(model)           # stopped when the stage returned
-    a = [extract_answer(t) for t in hf]
-    b = [extract_answer(t) for t in served]
-    differ = [(r["id"], x, y, h[-200:], s[-200:]) for r, x, y, h, s in zip(rows, a, b, hf, served) if x != y]
-    for d in differ:
-        print("disagree", json.dumps(d))
-    assert len(rows) == N and sum(t.strip() != "" for t in served) == N   # every problem was answered
-    assert len(differ) <= N * 0.05, differ
-    cache = tmp_path / "requests" / "eval" / "base-agree.jsonl"
-    assert len(cache.read_text().splitlines()) == N             # every completion went through the engine's cache
+def cache_lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_a_sigkilled_evaluation_leaves_no_server_and_resumes(setup, tmp_path):
-    py, model, cfg, rows = setup
+def test_a_killed_evaluation_resumes_and_agrees_with_hf(setup, tmp_path):
+    py, model, rows, fewshot = setup
+    (tmp_path / "rows.json").write_text(json.dumps({"rows": rows, "fewshot": fewshot}))
     script = tmp_path / "eval.py"
-    (tmp_path / "rows.json").write_text(json.dumps(rows))
     script.write_text(textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(ROOT / 'tests')!r})
         from pathlib import Path
         from test_eval_backend import run, vllm_cfg
-        rows = json.loads(Path({str(tmp_path / 'rows.json')!r}).read_text())
-        out = run(vllm_cfg({str(py)!r}), Path({str(tmp_path)!r}), Path({str(model)!r}), rows, "vllm", "kill")
-        print("DONE", len(out))
+        d = json.loads(Path({str(tmp_path / 'rows.json')!r}).read_text())
+        out = run(vllm_cfg({str(py)!r}), Path({str(tmp_path)!r}), Path({str(model)!r}),
+                  {{"synthetic_gsm": d["rows"]}}, d["fewshot"], "vllm", "kill")
+        print("DONE", len(out["synthetic_gsm"]))
     """))
     cache = tmp_path / "requests" / "eval" / "base-kill.jsonl"
-    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 600
-    while not (cache.exists() and len(cache.read_text().splitlines()) >= 5):
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 900
+    while len(cache_lines(cache)) < 5:
         assert p.poll() is None, p.stdout.read()[-3000:]
-        assert time.monotonic() < deadline, "no completion cached in 10 minutes"
+        assert time.monotonic() < deadline, "no 5 completions cached in 15 minutes"
         time.sleep(0.2)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    before = len(cache.read_text().splitlines())
-    assert 5 <= before < N
+    before = cache_lines(cache)
+    assert 5 <= len(before) < N, len(before)
     assert gone(model), vllm_processes(model)   # the server dies with its parent (PR_SET_PDEATHSIG)
-    again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and f"DONE {N}" in again.stdout, again.stdout[-2000:] + again.stderr[-3000:]
-    lines = [json.loads(x) for x in cache.read_text().splitlines()]
-    assert len(lines) == N and len({x["key"] for x in lines}) == N   # nothing finished was sent twice
-    assert gone(model, 5)
+
+    cfg = vllm_cfg(str(py))
+    served = run(cfg, tmp_path, model, {"synthetic_gsm": rows}, fewshot, "vllm", "kill")["synthetic_gsm"]
+    assert gone(model, 5), vllm_processes(model)   # stopped when the stage returned
+    after = cache_lines(cache)
+    assert len(after) == N and len({x["key"] for x in after}) == N   # each prompt sent once: nothing finished twice
+    assert after[:len(before)] == before
+
+    hf = run(cfg, tmp_path, model, {"synthetic_gsm": rows}, fewshot, "hf", "kill")["synthetic_gsm"]
+    a, b = [extract_answer(t) for t in hf], [extract_answer(t) for t in served]
+    differ = [(r["id"], x, y, h[-300:], s[-300:]) for r, x, y, h, s in zip(rows, a, b, hf, served) if x != y]
+    same_text = sum(h == s for h, s in zip(hf, served))
+    print(f"agreement: answers {N - len(differ)}/{N}, completions identical {same_text}/{N}, "
+          f"answers found hf {sum(x is not None for x in a)}, vllm {sum(y is not None for y in b)}")
+    for d in differ:
+        print("disagree", json.dumps(d))
+    assert sum(x is not None for x in a) >= N // 4, a   # enough real answers that agreeing is not agreeing on None
+    assert len(differ) <= N * 0.05, differ
 
 
 def test_the_server_is_stopped_when_the_stage_raises(setup, tmp_path):
-    # Prompts longer than the server's context: every request is refused (HTTP 400, permanent), the stage raises.
-    from omegaconf import open_dict
-
-    _, model, cfg, rows = setup
-    with open_dict(cfg):
-        cfg.eval.vllm.max_model_len = 64
-    try:
-        with pytest.raises(RuntimeError, match="prompts failed"):
-            run(cfg, tmp_path, model, [{**r, "question": r["question"] * 20} for r in rows[:4]], "vllm", "raise")
-    finally:
-        with open_dict(cfg):
-            cfg.eval.vllm.max_model_len = 2048
+    # The first benchmark is served; the second's prompts are longer than the server's context, so every one of
+    # them is refused (HTTP 400, permanent) and the stage raises while its server is up and busy.
+    py, model, rows, fewshot = setup
+    others = set(vllm_children())   # engine processes of servers this test did not start
+    cfg = vllm_cfg(str(py), "eval.vllm.max_model_len=512")
+    long = [{**r, "question": r["question"] * 40} for r in rows[:3]]
+    with pytest.raises(RuntimeError, match="3 of 3 prompts failed"):
+        run(cfg, tmp_path, model, {"synthetic_gsm": rows[:4], "too_long": long}, [], "vllm", "raise")
+    assert len(cache_lines(tmp_path / "requests" / "eval" / "base-raise.jsonl")) == 4   # the first was served
     assert gone(model, 5), vllm_processes(model)
-
+    deadline = time.monotonic() + 15   # its engine processes too (the process group), once they have exited
+    while set(vllm_children()) - others and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not set(vllm_children()) - others, vllm_children()

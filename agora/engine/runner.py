@@ -213,6 +213,8 @@ async def _one(client: ChatClient, req: Request, s: Sampling, cache: RequestCach
         rec["top_logprobs"] = c.top_logprobs
     if c.prompt_logprobs is not None:   # a served perplexity (eval.backend=vllm)
         rec["prompt_logprobs"] = c.prompt_logprobs
+    if c.token_ids is not None:   # a served evaluation decodes them itself (eval.backend=vllm)
+        rec["token_ids"] = c.token_ids
     rec["cost_usd"] = ledger.record(rec, cached=False)
     cache.put(rec)
     return Result(req, rec)

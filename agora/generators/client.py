@@ -20,6 +20,7 @@ class Completion:
     latency_s: float
     top_logprobs: list[dict] | None = None   # the first token's alternatives, when the request asked for logprobs
     prompt_logprobs: list[float | None] | None = None   # log p(each prompt token | the ones before), when asked
+    token_ids: list[int] | None = None   # the completion's token ids, when the request asked for them
 
 
 class PermanentError(Exception):

@@ -61,7 +61,9 @@ def parse_completion(data: dict, latency_s: float, prompt_ids: list[int] | None 
         return Completion(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "unknown",
                           input_tokens=int(usage.get("prompt_tokens") or 0),
                           output_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency_s,
-                          prompt_logprobs=_prompt_logprobs(choice.get("prompt_logprobs"), prompt_ids))
+                          prompt_logprobs=_prompt_logprobs(choice.get("prompt_logprobs"), prompt_ids),
+                          token_ids=[int(t) for t in choice["token_ids"]] if choice.get("token_ids") is not None
+                          else None)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise TransientError(f"malformed response: {type(e).__name__}: {e}") from e
 

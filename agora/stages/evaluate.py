@@ -92,11 +92,15 @@ def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     stops = stop_token_ids(None, tok, generation_eos_of(model_path))
     prompts = {b: [build_prompt(tok, r["question"], system, fewshot) for r in rows] for b, rows in benchmarks.items()}
     requests = store.root / "requests" / "eval"
+    # The hf backend's dtype; decoding defaults from the request alone (not the checkpoint's generation_config.json,
+    # which vLLM would otherwise apply to whatever a request leaves unset, e.g. top_k).
+    serve_args = ("--dtype", "bfloat16" if bf16 else "float32", "--generation-config", "vllm")
     with vllm_server(model_path, log=requests / f"{label}-{key}.vllm.log", python=vllm_python(v.python),
                      max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
-                     extra_args=("--dtype", "bfloat16" if bf16 else "float32", *(v.args or ())), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
-        return {b: generate_served(url, ps, gen, stops, model_key=model_key, cache_path=requests / f"{label}-{key}.jsonl",
-                                   concurrency=v.concurrency, progress_desc=f"eval {label} {b} (vllm)")
+                     extra_args=(*serve_args, *(v.args or ())), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
+        return {b: generate_served(url, tok, ps, gen, stops, model_key=model_key,
+                                   cache_path=requests / f"{label}-{key}.jsonl", concurrency=v.concurrency,
+                                   progress_desc=f"eval {label} {b} (vllm)")
                 for b, ps in prompts.items()}
 
 

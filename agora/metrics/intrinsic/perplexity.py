@@ -84,13 +84,11 @@ def perplexities_served(url: str, model_key: str, model_path: str, rows: list[di
     prompt with `prompt_logprobs`, and each row's perplexity is exp(mean NLL) over the same learned positions.
 
     Requests go through the engine (cache at `cache_path`, resumable), one token generated per row and ignored."""
-    import asyncio
-
     from agora.chat import load_tokenizer
-    from agora.engine.cache import RequestCache, request_key
-    from agora.engine.ledger import Ledger, Price
-    from agora.engine.runner import Limits, Progress, Request, Sampling, run_requests
-    from agora.generators.openai_client import PROMPT_ROLE, PromptClient
+    from agora.engine.cache import request_key
+    from agora.engine.runner import Request, Sampling
+    from agora.generators.openai_client import PROMPT_ROLE
+    from agora.infer import run_served
     from agora.train.data import IGNORE_INDEX, encode_example
 
     tok = load_tokenizer(model_path, chat_template)
@@ -101,22 +99,8 @@ def perplexities_served(url: str, model_key: str, model_path: str, rows: list[di
     todo = [i for i, e in enumerate(enc) if e]
     requests = [Request(request_key(endpoint="served", model=model_key, messages=m, sampling=s, replicate=0), m)
                 for i in todo for m in [[{"role": PROMPT_ROLE, "content": list(enc[i]["input_ids"])}]]]
-    cache = RequestCache(cache_path)
-    ledger = Ledger(Price(0.0, 0.0, "served"), max_usd=None)
-    client = PromptClient(model="model", base_url=f"{url}/v1", timeout_s=3600, concurrency=concurrency)
-
-    async def go():
-        try:
-            return await run_requests(client, requests, sampling, cache=cache, ledger=ledger,
-                                      limits=Limits(concurrency=concurrency, max_retries=3),
-                                      progress=Progress(ledger, "intrinsic perplexity (vllm)"))
-        finally:
-            await client.aclose()
-
-    try:
-        results = asyncio.run(go())
-    finally:
-        cache.close()
+    results = run_served(url, requests, sampling, cache_path=cache_path, concurrency=concurrency,
+                         desc="intrinsic perplexity (vllm)")
     out: list[float | None] = [None] * len(rows)
     for i, r in zip(todo, results):
         if r.record is None:
@@ -161,7 +145,8 @@ class PerplexityMetric:
             where = store.root / "requests" / "perplexity"
             with vllm_server(folder, log=where / f"{key}.vllm.log", python=vllm_python(v.python),
                              max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
-                             extra_args=tuple(v.args or ()), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
+                             extra_args=("--dtype", "float32", "--generation-config", "vllm", *(v.args or ())),
+                             env={k: str(x) for k, x in (v.env or {}).items()}) as url:   # fp32, as hf's
                 ppl = perplexities_served(url, f"base:{cfg.student.name}", str(folder), rows,
                                           system=cfg.domain.system_prompt, max_len=cfg.train.max_len,
                                           chat_template=cfg.student.chat_template, cache_path=where / f"{key}.jsonl",
