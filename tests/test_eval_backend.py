@@ -181,3 +181,23 @@ def test_the_server_is_stopped_when_the_stage_raises(setup, tmp_path):
     while set(vllm_children()) - others and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not set(vllm_children()) - others, vllm_children()
+
+
+def test_served_perplexity_is_the_same_masked_per_example_perplexity(setup, tmp_path):
+    """intrinsic perplexity under eval.backend=vllm: vLLM's prompt logprobs over the same rendered, masked ids give
+    each row the perplexity HF's forward pass gives it (both fp32), and the server is gone afterwards."""
+    from agora.metrics.intrinsic.perplexity import PerplexityMetric, perplexities
+    from agora.store import Store
+
+    py, model, rows, _ = setup
+    data = [{"instruction": r["question"], "response": r["solution"]} for r in rows[:12]]
+    cfg = vllm_cfg(str(py))
+    served = PerplexityMetric().measure(cfg, Store(tmp_path), data).per_example["perplexity"]
+    assert gone(model, 5), vllm_processes(model)
+    hf = perplexities(str(model), data, system=cfg.domain.system_prompt, max_len=cfg.train.max_len,
+                      chat_template=cfg.student.chat_template)
+    print("perplexity hf", [round(x, 4) for x in hf], "vllm", [round(x, 4) for x in served])
+    assert all(h is not None for h in hf) and len(served) == len(hf)
+    assert all(abs(s - h) <= 1e-3 * h for s, h in zip(served, hf)), list(zip(hf, served))
+    spec = PerplexityMetric().spec(cfg)
+    assert spec["backend"] == "vllm" and "backend" not in PerplexityMetric().spec(compose_cfg("evaluate"))
