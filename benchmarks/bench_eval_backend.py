@@ -39,12 +39,14 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=160)
     ap.add_argument("--vllm-python", default=None, help="the interpreter that has vllm (default: this one)")
     ap.add_argument("--kv-cache-gib", default="2", help="VLLM_CPU_KVCACHE_SPACE for vLLM's CPU build")
+    ap.add_argument("--vllm-args", nargs="*", default=[], help="more api_server flags, e.g. --enforce-eager")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
 
     from omegaconf import open_dict
     from transformers import AutoTokenizer
 
+    from agora.hardware import resolve_bf16
     from agora.stages import split_rows
     from agora.stages.evaluate import completions
     from agora.store import Store
@@ -53,6 +55,7 @@ def main() -> None:
                   + ([f"eval.vllm.python={args.vllm_python}"] if args.vllm_python else []))
     with open_dict(cfg):
         cfg.eval.vllm.env = {"VLLM_CPU_KVCACHE_SPACE": args.kv_cache_gib}
+        cfg.eval.vllm.args = list(args.vllm_args)
     rows = split_rows(cfg, ["synthetic_gsm"], "test", args.problems)
     models = dict(m.split("=", 1) for m in args.models)
     if not models:
@@ -64,7 +67,10 @@ def main() -> None:
     gen = GenConfig(max_new_tokens=args.max_new_tokens, temperature=0.0, top_p=cfg.eval.top_p,
                     repetition_penalty=cfg.eval.repetition_penalty, batch_size=cfg.eval.batch_size, seed=0,
                     threads=cfg.eval.threads)
-    out: dict = {"problems": len(rows), "max_new_tokens": args.max_new_tokens, "models": models}
+    out: dict = {"problems": len(rows), "max_new_tokens": args.max_new_tokens, "models": models,
+                 "bf16": bool(resolve_bf16(cfg.eval.bf16, "eval.bf16")), "vllm_args": list(args.vllm_args)}
+    print(f"{len(rows)} problems, {args.max_new_tokens} new tokens, greedy, bf16={out['bf16']}, "
+          f"vllm args {args.vllm_args}", flush=True)
     for backend in ("hf", "vllm"):
         with open_dict(cfg):
             cfg.eval.backend = backend
