@@ -183,16 +183,16 @@ class OpenAIClient:
         await self.sdk.close()
 
 
-PROMPT_ROLE = "prompt"   # a request's one message of this role is raw text, sent as it is to /v1/completions
+PROMPT_ROLE = "prompt"   # a request's one message of this role is a raw prompt, sent as it is to /v1/completions
 
 
 class PromptClient:
-    """Raw prompts to an OpenAI-compatible /v1/completions endpoint (an evaluation server).
+    """Raw prompts to an OpenAI-compatible /v1/completions endpoint (an evaluation server Agora started).
 
-    The evaluator renders every prompt in the student's chat format itself (`agora.chat.render`), so the server must
-    not apply a template of its own: the text goes out as it is, and both evaluation backends see the same prompt.
-    A request is one message `{"role": "prompt", "content": text}` (or a list of token ids, to score them with
-    `prompt_logprobs`), so the engine's cache, retries and ledger work unchanged.
+    The evaluator renders and tokenises every prompt in the student's chat format itself (`agora.chat.render`), so
+    the server applies no template of its own and both evaluation backends see the same token ids. A request is one
+    message `{"role": "prompt", "content": token ids}` (or text), so the engine's cache, retries and ledger work
+    unchanged; `prompt_logprobs` (perplexity) and `token_ids` (the completion's, when asked) come back with it.
     """
 
     def __init__(self, *, model: str, base_url: str, timeout_s: float, concurrency: int):
