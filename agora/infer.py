@@ -180,6 +180,48 @@ def generate(
     return completions  # type: ignore[return-value]
 
 
+def _served_plan(tokenizer: PreTrainedTokenizerBase, prompts: list[str], cfg: GenConfig, stop_ids: list[int],
+                 model_key: str) -> tuple[list, object]:
+    """The engine requests of a served generation (`generate_served`) and their sampling settings."""
+    from agora.engine.cache import request_key
+    from agora.engine.runner import Request, Sampling
+    from agora.generators.openai_client import PROMPT_ROLE
+
+    if cfg.max_new_tokens < 1:
+        raise ValueError(f"generate: max_new_tokens is {cfg.max_new_tokens}; it must be >= 1")
+    greedy = cfg.temperature <= 0
+    extra = {"stop_token_ids": list(stop_ids), "repetition_penalty": cfg.repetition_penalty,
+             "return_token_ids": True, **({} if greedy else {"seed": cfg.seed})}
+    sampling = Sampling(temperature=0.0 if greedy else cfg.temperature, top_p=1.0 if greedy else cfg.top_p,
+                        max_tokens=cfg.max_new_tokens, stop=None, response_format=None, extra_body=extra)
+    s = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens, **extra}
+    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
+    requests = []
+    for i, p in enumerate(ids):
+        messages = [{"role": PROMPT_ROLE, "content": list(p)}]
+        requests.append(Request(request_key(endpoint="served", model=model_key, messages=messages, sampling=s,
+                                            replicate=0), messages, {"index": i}))
+    return requests, sampling
+
+
+def served_from_cache(tokenizer: PreTrainedTokenizerBase, prompts: list[str], cfg: GenConfig, stop_ids: list[int],
+                      *, model_key: str, cache_path: Path) -> list[str] | None:
+    """`generate_served`'s completions when the request cache holds every one of them (no server needed), else None."""
+    from agora.engine.cache import RequestCache
+
+    if not Path(cache_path).exists():
+        return None
+    requests, _ = _served_plan(tokenizer, prompts, cfg, stop_ids, model_key)
+    cache = RequestCache(cache_path)
+    try:
+        records = [cache.get(r.key) for r in requests]
+    finally:
+        cache.close()
+    if any(r is None or "token_ids" not in r for r in records):
+        return None
+    return [tokenizer.decode(r["token_ids"], skip_special_tokens=True) for r in records]
+
+
 def generate_served(url: str, tokenizer: PreTrainedTokenizerBase, prompts: list[str], cfg: GenConfig,
                     stop_ids: list[int], *, model_key: str, cache_path: Path, served_name: str = "model",
                     concurrency: int = 64, timeout_s: float = 3600, progress_desc: str | None = None,
@@ -196,26 +238,9 @@ def generate_served(url: str, tokenizer: PreTrainedTokenizerBase, prompts: list[
     finished. Greedy when temperature is 0; otherwise every request samples under `cfg.seed` (vLLM seeds each request
     on its own), so a completion does not depend on what else is in flight, unlike HF's batch-dependent sampling.
     """
-    from agora.engine.cache import request_key
-    from agora.engine.runner import Request, Sampling
-    from agora.generators.openai_client import PROMPT_ROLE
-
-    if cfg.max_new_tokens < 1:
-        raise ValueError(f"generate: max_new_tokens is {cfg.max_new_tokens}; it must be >= 1")
-    if not prompts:
+    requests, sampling = _served_plan(tokenizer, prompts, cfg, stop_ids, model_key)
+    if not requests:
         return []
-    greedy = cfg.temperature <= 0
-    extra = {"stop_token_ids": list(stop_ids), "repetition_penalty": cfg.repetition_penalty,
-             "return_token_ids": True, **({} if greedy else {"seed": cfg.seed})}
-    sampling = Sampling(temperature=0.0 if greedy else cfg.temperature, top_p=1.0 if greedy else cfg.top_p,
-                        max_tokens=cfg.max_new_tokens, stop=None, response_format=None, extra_body=extra)
-    s = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens, **extra}
-    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    requests = []
-    for i, p in enumerate(ids):
-        messages = [{"role": PROMPT_ROLE, "content": list(p)}]
-        requests.append(Request(request_key(endpoint="served", model=model_key, messages=messages, sampling=s,
-                                            replicate=0), messages, {"index": i}))
     results = run_served(url, requests, sampling, cache_path=cache_path, served_name=served_name,
                          concurrency=concurrency, timeout_s=timeout_s, desc=progress_desc or "eval", health=health)
     failed = [r for r in results if r.record is None]

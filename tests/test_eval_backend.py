@@ -153,6 +153,10 @@ def test_a_killed_evaluation_resumes_and_agrees_with_hf(setup, tmp_path):
     after = cache_lines(cache)
     assert len(after) == N and len({x["key"] for x in after}) == N   # each prompt sent once: nothing finished twice
     assert after[:len(before)] == before
+    log = tmp_path / "requests" / "eval" / "base-kill.vllm.log"
+    starts = log.read_text().count("agora: vLLM ready at")
+    again = run(cfg, tmp_path, model, {"synthetic_gsm": rows}, fewshot, "vllm", "kill")["synthetic_gsm"]
+    assert again == served and log.read_text().count("agora: vLLM ready at") == starts   # all cached: no server
 
     hf = run(cfg, tmp_path, model, {"synthetic_gsm": rows}, fewshot, "hf", "kill")["synthetic_gsm"]
     a, b = [extract_answer(t) for t in hf], [extract_answer(t) for t in served]

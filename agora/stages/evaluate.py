@@ -74,7 +74,8 @@ def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     Both render the same prompts in the student's chat format and stop on the same tokens."""
     from agora.chat import load_tokenizer
     from agora.hardware import resolve_bf16
-    from agora.infer import build_prompt, generate, generate_served, generation_eos_of, load_model, stop_token_ids
+    from agora.infer import (build_prompt, generate, generate_served, generation_eos_of, load_model,
+                             served_from_cache, stop_token_ids)
     from agora.specs import eval_backend
 
     system = cfg.domain.system_prompt
@@ -92,15 +93,19 @@ def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     stops = stop_token_ids(None, tok, generation_eos_of(model_path))
     prompts = {b: [build_prompt(tok, r["question"], system, fewshot) for r in rows] for b, rows in benchmarks.items()}
     requests = store.root / "requests" / "eval"
+    cache_path = requests / f"{label}-{key}.jsonl"
+    cached = {b: served_from_cache(tok, ps, gen, stops, model_key=model_key, cache_path=cache_path)
+              for b, ps in prompts.items()}
+    if all(c is not None for c in cached.values()):   # all answered before (a crash after them): no server
+        return cached
     # The hf backend's dtype; decoding defaults from the request alone (not the checkpoint's generation_config.json,
     # which vLLM would otherwise apply to whatever a request leaves unset, e.g. top_k).
     serve_args = ("--dtype", "bfloat16" if bf16 else "float32", "--generation-config", "vllm")
     with vllm_server(model_path, log=requests / f"{label}-{key}.vllm.log", python=vllm_python(v.python),
                      max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
                      extra_args=(*serve_args, *(v.args or ())), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
-        return {b: generate_served(url, tok, ps, gen, stops, model_key=model_key,
-                                   cache_path=requests / f"{label}-{key}.jsonl", concurrency=v.concurrency,
-                                   progress_desc=f"eval {label} {b} (vllm)")
+        return {b: generate_served(url, tok, ps, gen, stops, model_key=model_key, cache_path=cache_path,
+                                   concurrency=v.concurrency, progress_desc=f"eval {label} {b} (vllm)")
                 for b, ps in prompts.items()}
 
 
