@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=160)
     ap.add_argument("--vllm-python", default=None, help="the interpreter that has vllm (default: this one)")
     ap.add_argument("--kv-cache-gib", default="2", help="VLLM_CPU_KVCACHE_SPACE for vLLM's CPU build")
-    ap.add_argument("--vllm-args", nargs="*", default=[], help="more api_server flags, e.g. --enforce-eager")
+    ap.add_argument("--vllm-args", nargs="*", default=[], help="more api_server flags, e.g. --vllm-args=--enforce-eager")
+    ap.add_argument("--bf16", default="auto", choices=["auto", "true", "false"], help="eval.bf16, for both backends")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
 
@@ -51,7 +52,8 @@ def main() -> None:
     from agora.stages.evaluate import completions
     from agora.store import Store
 
-    cfg = compose(["eval.backend=hf", f"budget.eval_limit={args.problems}", f"eval.max_new_tokens={args.max_new_tokens}"]
+    cfg = compose(["eval.backend=hf", f"budget.eval_limit={args.problems}", f"eval.max_new_tokens={args.max_new_tokens}",
+                   f"eval.bf16={args.bf16}"]
                   + ([f"eval.vllm.python={args.vllm_python}"] if args.vllm_python else []))
     with open_dict(cfg):
         cfg.eval.vllm.env = {"VLLM_CPU_KVCACHE_SPACE": args.kv_cache_gib}
