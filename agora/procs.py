@@ -1,4 +1,4 @@
-"""Child processes that never outlive Agora: the llama.cpp server and the torchrun launcher.
+"""Child processes that never outlive Agora: the llama.cpp and vLLM servers and the torchrun launcher.
 
 A Hydra process killed by SIGKILL (OOM killer, `kill -9`, a cluster pre-emption) runs no cleanup, so its children
 would live on: a server holding a port and RAM, or training ranks writing checkpoints under the rerun that resumes
@@ -7,6 +7,7 @@ them. `die_with_parent` is a `preexec_fn` that asks Linux to send SIGTERM to the
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 
 PR_SET_PDEATHSIG = 1
@@ -18,3 +19,15 @@ def die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def terminate(proc, grace_s: float) -> None:
+    """Stop a child: SIGTERM, then SIGKILL if it has not exited within `grace_s` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

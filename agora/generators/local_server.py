@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Iterator
 
 from agora import AgoraError
-from agora.procs import die_with_parent
+from agora.procs import die_with_parent, terminate
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,7 @@ def llama_cpp_server(model_path: Path, *, n_ctx: int, n_threads: int, startup_ti
                  server.url, time.perf_counter() - t0, "off" if "--no-extra-bufts" in cmd else "on")
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 10)
 
 
 def serve_option(server: Mapping[str, Any], log_path: Path):

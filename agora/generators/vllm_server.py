@@ -23,7 +23,7 @@ from typing import Iterator
 
 from agora import AgoraError
 from agora.generators.local_server import free_port
-from agora.procs import die_with_parent
+from agora.procs import die_with_parent, terminate
 
 
 BACKENDS = ("hf", "vllm", "auto")
@@ -114,13 +114,7 @@ def vllm_server(model_dir: str | Path, *, log: Path, python: str | None = None, 
 
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL after 30 s; then the whole process group (vLLM's engine-core children)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, 30)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
