@@ -39,9 +39,9 @@ def native_bf16() -> bool:
 def resolve_bf16(setting: bool | str, name: str = "train.bf16", deepspeed: bool = False) -> bool:
     """`train.bf16` or `eval.bf16` (`name`): true, false, or "auto" (on where bf16 is native, `native_bf16`).
 
-    `auto` stays fp32 for DeepSpeed training on a CPU: DeepSpeed's bf16 keeps bf16 weights rather than autocasting
-    fp32 ones, and 2 ranks on an AVX512-BF16 EPYC were 0.4 off the single process's loss at the first step (fp32:
-    under 1e-5)."""
+    `auto` stays fp32 for DeepSpeed training on a CPU: with DeepSpeed's bf16 (which runs the model in bf16 rather
+    than autocasting fp32 weights), 2 ranks on an AVX512-BF16 EPYC were 0.4 off the single process's loss at the
+    first step, where fp32 matches it to 1e-5; the cause was not pinned down, so `auto` does not go there."""
     if setting == "auto":
         import torch
 
