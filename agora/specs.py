@@ -84,7 +84,8 @@ def train_spec(cfg: DictConfig) -> dict:
     # run matches one process to 1e-6; tests/test_distributed.py), so they are not part of the key.
     skip = ("threads", "logging_steps", "eval_steps", "save_steps", "launch")
     t = {k: v for k, v in _plain(cfg.train).items() if k not in skip}
-    t["bf16"] = resolve_bf16(t["bf16"], deepspeed=bool(cfg.deepspeed.config))   # what ran: `auto` is a different product on an AMX Xeon and an EPYC
+    # What ran: `auto` is a different product on an AMX Xeon and an EPYC (and fp32 under DeepSpeed on a CPU).
+    t["bf16"] = resolve_bf16(t["bf16"], deepspeed=bool(cfg.deepspeed.config))
     return {"student": _plain(cfg.student), "train": t, "system_prompt": cfg.domain.system_prompt,
             "deepspeed": cfg.deepspeed.config, "seed": cfg.train.seed}
 
@@ -97,7 +98,7 @@ def eval_spec(cfg: DictConfig, benchmarks: list[str]) -> dict:
 
     domain = get_domain(cfg.domain._target_)
     e = {k: v for k, v in _plain(cfg.eval).items() if k not in ("threads", "batch_size", "bf16", "backend", "vllm")}
-    if resolve_bf16(cfg.eval.get("bf16", False), "eval.bf16"):   # bf16 weights: other numerics; fp32 keys stay as they were
+    if resolve_bf16(cfg.eval.get("bf16", False), "eval.bf16"):   # bf16 weights: other numerics; fp32 keys unchanged
         e["dtype"] = "bfloat16"
     if (backend := eval_backend(cfg)) != "hf":   # its numerics differ slightly (kernels, batching); hf keys unchanged
         e["backend"] = backend

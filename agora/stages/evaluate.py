@@ -103,7 +103,8 @@ def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     serve_args = ("--dtype", "bfloat16" if bf16 else "float32", "--generation-config", "vllm")
     with vllm_server(model_path, log=requests / f"{label}-{key}.vllm.log", python=vllm_python(v.python),
                      max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
-                     extra_args=(*serve_args, *(v.args or ())), env={k: str(x) for k, x in (v.env or {}).items()}) as url:
+                     extra_args=(*serve_args, *(v.args or ())),
+                     env={k: str(x) for k, x in (v.env or {}).items()}) as url:
         return {b: generate_served(url, tok, ps, gen, stops, model_key=model_key, cache_path=cache_path,
                                    concurrency=v.concurrency, progress_desc=f"eval {label} {b} (vllm)")
                 for b, ps in prompts.items()}

@@ -79,7 +79,8 @@ def perplexities(model_path: str, rows: list[dict], *, system: str | None, max_l
 
 
 def perplexities_served(url: str, model_key: str, model_path: str, rows: list[dict], *, system: str | None,
-                        max_len: int, chat_template: str | None, cache_path, concurrency: int = 64) -> list[float | None]:
+                        max_len: int, chat_template: str | None, cache_path,
+                        concurrency: int = 64) -> list[float | None]:
     """`perplexities` from a served model (`eval.backend=vllm`): the same rendered, masked token ids are sent as the
     prompt with `prompt_logprobs`, and each row's perplexity is exp(mean NLL) over the same learned positions.
 
