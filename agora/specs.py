@@ -117,9 +117,8 @@ def scoring_of(cfg: DictConfig, benchmark: str) -> tuple[str, str]:
     return str(s.split), str(s.scorer)
 
 
-
 def eval_backend(cfg: DictConfig) -> str:
     """`eval.backend` resolved: hf or vllm (`auto`: vllm where CUDA and vLLM are present)."""
-    from agora.generators.vllm_server import resolve_backend
+    from agora.generators.vllm_server import eval_backend as of_eval
 
-    return resolve_backend(str(cfg.eval.get("backend") or "hf"), (cfg.eval.get("vllm") or {}).get("python"))
+    return of_eval(cfg.eval)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +30,11 @@ from agora.procs import die_with_parent, terminate
 BACKENDS = ("hf", "vllm", "auto")
 
 
+def eval_backend(e: Mapping) -> str:
+    """The `eval` config node's backend, resolved (`resolve_backend`)."""
+    return resolve_backend(str(e.get("backend") or "hf"), (e.get("vllm") or {}).get("python"))
+
+
 def resolve_backend(backend: str, python: str | None) -> str:
     """`eval.backend` resolved: hf or vllm. `auto` (the paper-scale budgets) is vllm where CUDA is present and
     `python` (null: this one) can import vllm, else hf."""
@@ -36,20 +42,19 @@ def resolve_backend(backend: str, python: str | None) -> str:
         raise AgoraError(f"unknown eval.backend {backend!r}; known: {list(BACKENDS)}")
     if backend != "auto":
         return backend
-    return "vllm" if _vllm_usable(python) else "hf"
+    import torch
+
+    return "vllm" if torch.cuda.is_available() and _import_error(python or sys.executable) is None else "hf"
 
 
 @functools.lru_cache(maxsize=None)
-def _vllm_usable(python: str | None) -> bool:
-    import torch
-
-    if not torch.cuda.is_available():
-        return False
+def _import_error(py: str) -> str | None:
+    """Why `py` cannot import vllm (None: it can); asked once per process and interpreter."""
     try:
-        return subprocess.run([python or sys.executable, "-c", "import vllm"], capture_output=True,
-                              timeout=300).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        ok = subprocess.run([py, "-c", "import vllm"], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if ok.returncode == 0 else (ok.stderr.strip().splitlines() or ["exit %d" % ok.returncode])[-1]
 
 
 def vllm_python(python: str | None) -> str:
@@ -58,11 +63,21 @@ def vllm_python(python: str | None) -> str:
     py = python or sys.executable
     if not Path(py).exists():
         raise AgoraError(f"eval.vllm.python={py} does not exist")
-    ok = subprocess.run([py, "-c", "import vllm"], capture_output=True, text=True, timeout=300)
-    if ok.returncode != 0:
-        raise AgoraError(f"eval.backend=vllm: {py} cannot import vllm ({ok.stderr.strip().splitlines()[-1:]}); "
+    if (why := _import_error(py)) is not None:
+        raise AgoraError(f"eval.backend=vllm: {py} cannot import vllm ({why}); "
                          "pip install vllm there, or point eval.vllm.python at a venv that has it")
     return py
+
+
+def eval_server(model_dir: str | Path, *, log: Path, settings: Mapping, dtype: str):
+    """`vllm_server` for an evaluation (`eval.vllm` as `settings`): the model served in `dtype` (float32 or bfloat16,
+    as the hf backend would load it), with decoding defaults from the request alone (not the checkpoint's
+    generation_config.json, which vLLM would otherwise apply to whatever a request leaves unset, e.g. top_k)."""
+    s = settings
+    return vllm_server(model_dir, log=log, python=vllm_python(s.get("python")), max_model_len=s.get("max_model_len"),
+                       startup_timeout_s=s.get("startup_timeout_s", 900),
+                       extra_args=("--dtype", dtype, "--generation-config", "vllm", *(s.get("args") or ())),
+                       env={k: str(x) for k, x in (s.get("env") or {}).items()})
 
 
 @contextmanager

@@ -84,7 +84,7 @@ def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         model, tok = load_model(model_path, cfg.student.chat_template, bf16=bf16)
         return {b: generate(model, tok, [build_prompt(tok, r["question"], system, fewshot) for r in rows], gen,
                             progress_desc=f"eval {label} {b}") for b, rows in benchmarks.items()}
-    from agora.generators.vllm_server import vllm_python, vllm_server
+    from agora.generators.vllm_server import eval_server
 
     v = cfg.eval.vllm
     if model_path.endswith(".gguf"):
@@ -98,13 +98,8 @@ def completions(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
               for b, ps in prompts.items()}
     if all(c is not None for c in cached.values()):   # all answered before (a crash after them): no server
         return cached
-    # The hf backend's dtype; decoding defaults from the request alone (not the checkpoint's generation_config.json,
-    # which vLLM would otherwise apply to whatever a request leaves unset, e.g. top_k).
-    serve_args = ("--dtype", "bfloat16" if bf16 else "float32", "--generation-config", "vllm")
-    with vllm_server(model_path, log=requests / f"{label}-{key}.vllm.log", python=vllm_python(v.python),
-                     max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
-                     extra_args=(*serve_args, *(v.args or ())),
-                     env={k: str(x) for k, x in (v.env or {}).items()}) as url:
+    with eval_server(model_path, log=requests / f"{label}-{key}.vllm.log", settings=v,
+                     dtype="bfloat16" if bf16 else "float32") as url:
         return {b: generate_served(url, tok, ps, gen, stops, model_key=model_key, cache_path=cache_path,
                                    concurrency=v.concurrency, progress_desc=f"eval {label} {b} (vllm)")
                 for b, ps in prompts.items()}

@@ -10,6 +10,7 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from agora import AgoraError
+from agora.generators.vllm_server import eval_backend
 from agora.metrics.intrinsic.base import Measured, torch_device, mean
 from agora.store import Store
 
@@ -113,20 +114,13 @@ def perplexities_served(url: str, model_key: str, model_path: str, rows: list[di
     return out
 
 
-def backend_of(cfg: DictConfig) -> str:
-    """The evaluation's backend serves the perplexity too (`eval.backend`)."""
-    from agora.generators.vllm_server import resolve_backend
-
-    return resolve_backend(str(cfg.eval.get("backend") or "hf"), (cfg.eval.get("vllm") or {}).get("python"))
-
-
 class PerplexityMetric:
     name = "perplexity"
 
     def spec(self, cfg: DictConfig) -> dict:
         out = {"student": OmegaConf.to_container(cfg.student, resolve=True),
                "system_prompt": cfg.domain.system_prompt, "max_len": cfg.train.max_len}
-        if (backend := backend_of(cfg)) != "hf":   # other kernels: the last digits may differ
+        if (backend := eval_backend(cfg.eval)) != "hf":   # other kernels: the last digits may differ
             out["backend"] = backend
         return out
 
@@ -138,16 +132,13 @@ class PerplexityMetric:
 
         t = time.perf_counter()
         folder = student_folder(cfg.student, store.models_dir())
-        if backend_of(cfg) == "vllm":
-            from agora.generators.vllm_server import vllm_python, vllm_server
+        if eval_backend(cfg.eval) == "vllm":
+            from agora.generators.vllm_server import eval_server
             from agora.store import digest
 
             v, key = cfg.eval.vllm, digest(self.spec(cfg))
             where = store.root / "requests" / "perplexity"
-            with vllm_server(folder, log=where / f"{key}.vllm.log", python=vllm_python(v.python),
-                             max_model_len=v.max_model_len, startup_timeout_s=v.startup_timeout_s,
-                             extra_args=("--dtype", "float32", "--generation-config", "vllm", *(v.args or ())),
-                             env={k: str(x) for k, x in (v.env or {}).items()}) as url:   # fp32, as hf's
+            with eval_server(folder, log=where / f"{key}.vllm.log", settings=v, dtype="float32") as url:   # as hf's
                 ppl = perplexities_served(url, f"base:{cfg.student.name}", str(folder), rows,
                                           system=cfg.domain.system_prompt, max_len=cfg.train.max_len,
                                           chat_template=cfg.student.chat_template, cache_path=where / f"{key}.jsonl",
