@@ -236,6 +236,26 @@ def test_smollm2_folder_loads_and_answers(smollm2_dir):
     assert "Paris" in tok.decode(out[0, enc["input_ids"].shape[1]:])
 
 
+def test_the_converted_weights_are_the_gguf_tensors(smollm2_dir):
+    """The folder holds the GGUF's own tensors, dequantised (the conversion parses the file once and shares the
+    parse between tokenizer, config and weights: a mixed-up parse would show here)."""
+    import gguf
+    from safetensors.torch import load_file
+
+    from agora.train.student import package_dir
+
+    reader = gguf.GGUFReader(package_dir(SMOLLM2_PACKAGE) / SMOLLM2_FILENAME)
+    tensors = {t.name: t for t in reader.tensors}
+    saved = load_file(Path(smollm2_dir) / "model.safetensors")
+    for gguf_name, hf_name in (("token_embd.weight", "model.embed_tokens.weight"),
+                               ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"),
+                               ("blk.29.ffn_up.weight", "model.layers.29.mlp.up_proj.weight"),
+                               ("output_norm.weight", "model.norm.weight")):
+        t = tensors[gguf_name]
+        want = torch.from_numpy(gguf.dequantize(t.data, t.tensor_type).copy())
+        assert saved[hf_name].shape == want.shape and torch.equal(saved[hf_name], want.to(saved[hf_name].dtype)), hf_name
+
+
 def test_hub_is_passed_through_and_unknown_sources_are_named(tmp_path):
     hub_id = "meta-llama/Llama-3.1-8B"
     assert materialize_student("hub", "llama", tmp_path, model_id=hub_id) == hub_id

@@ -24,7 +24,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,41 @@ def _build_tiny(out: Path, cache_root: Path, *, seed: int = 0, tokenizer_from: s
     log.info("tiny student: %.2fM params", sum(p.numel() for p in model.parameters()) / 1e6)
 
 
+@contextmanager
+def _gguf_read_once() -> Iterator[None]:
+    """While converting, parse each GGUF file once and build each tensor-name map once.
+
+    transformers parses the whole file three times (tokenizer, config, weights: about 4 s each for SmolLM2, most of it
+    the 49,152-entry vocabulary) and builds gguf's tensor-name map once per weight (397 times, about 6 s); both are
+    pure functions of their arguments. `gguf.GGUFReader` and `gguf.get_tensor_name_map` are gguf's public names,
+    which transformers imports at call time, so wrapping them for the duration is enough; the weights are the same
+    (tests/test_student.py compares a converted folder's logits with the GGUF's own)."""
+    import functools
+
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], Any] = {}
+
+    def read(path, mode="r"):
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = read, functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
+
+
 def _convert_gguf(gguf_dir: Path, filename: str, out: Path, chat_template: str | None = None) -> None:
+    with _gguf_read_once():
+        _convert_gguf_once(gguf_dir, filename, out, chat_template)
+
+
+def _convert_gguf_once(gguf_dir: Path, filename: str, out: Path, chat_template: str | None = None) -> None:
     """Dequantise a GGUF into a plain fp32 safetensors folder with its tokenizer and chat template.
 
     `chat_template` (jinja) is stored only when the GGUF embeds none (base models): it becomes the folder's own
