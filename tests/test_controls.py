@@ -19,6 +19,7 @@ from agora.stages.generate import run
 from agora.store import digest, read_jsonl
 from agora.specs import data_spec
 from agora.tracking import FileTracker
+from agora.stages import train as train_stage
 from agora.stages.train import training_rows
 from conftest import compose_cfg
 
@@ -73,7 +74,10 @@ def test_budget_control_covers_the_human_set_with_the_measured_recipe(tmp_path):
     g = generate(tmp_path, "budget=control", "generator=human")
     cfg = g["cfg"]
     rows, _ = training_rows(cfg, g["dir"])
-    assert rows == reference_rows(cfg) and len(rows) == cfg.budget.n_seeds
+    assert rows == reference_rows(cfg) == train_stage.reference_rows(cfg) and len(rows) == cfg.budget.n_seeds
+    # what makes train.py commit the reference's weights for it (a twin); the corrupted control's rows differ
+    bad = generate(tmp_path / "bad", "budget=control", "generator=human_corrupted")
+    assert training_rows(bad["cfg"], bad["dir"])[0] != train_stage.reference_rows(bad["cfg"])
     assert (cfg.train.max_steps, cfg.train.learning_rate, cfg.budget.eval_limit, cfg.intrinsic.enabled) == (
         80, 1e-4, 64, False)
 

@@ -742,7 +742,9 @@ def control_scores(tmp: Path, store: Path, *overrides: str) -> dict:
         agora(stage, *ctl, cwd=tmp, store=store)
     (path,) = tmp.rglob("result.json")
     row = json.loads(path.read_text())
-    return {**row["benchmarks"][BENCH], "generator": row["generator"], "settings": row["settings"]}
+    (student,) = store.glob(f"students/*/*/*/{row['student_key']}/manifest.json")
+    return {**row["benchmarks"][BENCH], "generator": row["generator"], "settings": row["settings"],
+            "twin_of": json.loads(student.read_text()).get("twin_of"), "reference_key": row["settings"]["reference"]["key"]}
 
 
 def test_reduced_control_the_human_student_beats_the_base_and_not_without_training(sweep, tmp_path):
@@ -752,7 +754,8 @@ def test_reduced_control_the_human_student_beats_the_base_and_not_without_traini
     _, store, _ = sweep
     good = control_scores(tmp_path / "lr", store)
     assert good["generator"] == "human" and good["student"] > good["base"], good
-    assert good["pgr"] == pytest.approx(100.0), good   # the reference's twin: the same rows, settings and seed
+    # The reference's twin: the same rows, settings and seed, so train.py committed the reference's weights
+    assert good["twin_of"] == good["reference_key"] and good["pgr"] == pytest.approx(100.0), good
     broken = control_scores(tmp_path / "lr0", store, "train.learning_rate=0")
     assert broken["settings"]["train"]["learning_rate"] == 0
     assert broken["student"] == broken["reference"], broken   # both untrained: the same weights and prompts

@@ -165,9 +165,16 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
                             benchmarks=benchmarks, fewshot=fewshot),
         "reference": score_model(cfg, store, label="reference", model_path=ref_path, model_key=ref_key,
                                  benchmarks=benchmarks, fewshot=[]),
-        "student": score_model(cfg, store, label="student", model_path=str(student_out / "model"),
-                               model_key=student_out.name, benchmarks=benchmarks, fewshot=[]),
     }
+    twin_of = json.loads((student_out / "manifest.json").read_text()).get("twin_of")
+    if cfg.reference.kind == "human_sft" and twin_of == ref_key:
+        # The human control: train.py committed the reference's own weights (the same rows, settings and seed), and
+        # the student is prompted as the reference is (no shots), so its scores are the reference's.
+        print(f"evaluate: student = the reference's weights ({ref_out.name}): its scores")
+        scores["student"] = dict(scores["reference"])
+    else:
+        scores["student"] = score_model(cfg, store, label="student", model_path=str(student_out / "model"),
+                                        model_key=student_out.name, benchmarks=benchmarks, fewshot=[])
     per_bench = {b: {who: scores[who][b] for who in scores} for b in names}
     agg = aggregate(per_bench)
     metrics: dict = {}

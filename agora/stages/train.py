@@ -127,19 +127,47 @@ def reference_dir(cfg: DictConfig, store: Store) -> tuple[Path, dict]:
     return store.reference_dir(cfg.domain.name, cfg.student.name, digest(spec)), spec
 
 
+def reference_rows(cfg: DictConfig) -> list[dict]:
+    """The rows reference=human_sft trains on: the domain's human data (MBPP train holds tasks that MBPP+ tests: held
+    out there), the same rows in the same order as generator=human replays."""
+    from agora.stages import human_rows
+
+    return [{"instruction": r["question"], "response": r["solution"]} for r in human_rows(cfg)]
+
+
 def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> None:
     """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell."""
-    from agora.stages import human_rows   # the same rows, in the same order, as generator=human's
-
     out, spec = reference_dir(cfg, store)
     if store.exists(out):
         print(f"train: reference cache hit {out}")
         return
-    human = human_rows(cfg)   # MBPP train holds tasks that MBPP+ tests: held out there
-    rows = [{"instruction": r["question"], "response": r["solution"]} for r in human]
+    rows = reference_rows(cfg)
     summary = fit(cfg, store, tracker, rows, out, {"spec": spec}, prefix="train_reference")
     print(f"train: reference (human_sft, {len(rows)} rows) loss {summary['loss']:.4f} -> {out}")
     tracker.summary({f"train_reference/{k}": v for k, v in summary.items()})
+
+
+def twin(store: Store, ref_out: Path, out: Path, manifest: dict) -> dict:
+    """Commit as the student the human_sft reference trained on exactly these rows with exactly these settings and
+    seed (generator=human under reference=human_sft: the human control): the same inputs to the same training, so
+    its weights, hard-linked, and its loss curve, with `twin_of` in the manifest. What still checks the control is
+    that equality: rows that came back from the data store any different (order, text, one row more) train anew."""
+    import os
+    import shutil
+
+    ref = json.loads((ref_out / "manifest.json").read_text())
+    manifest = {**manifest, "twin_of": ref_out.name, "summary": {**ref["summary"], "twin_of": str(ref_out)}}
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:   # another file system, or links not allowed: a copy
+            shutil.copy2(src, dst)
+
+    with store.write(out, manifest) as tmp:
+        shutil.copytree(ref_out / "model", tmp / "model", copy_function=link)
+        shutil.copy2(ref_out / "train_log.jsonl", tmp / "train_log.jsonl")
+    return manifest["summary"]
 
 
 def training_rows(cfg: DictConfig, src: Path) -> tuple[list[dict], int]:
@@ -172,8 +200,15 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         tracker.summary({**{f"train/{k}": v for k, v in summary.items()}, "train/cache_hit": 1})
         return summary["loss"]
     rows, n_generated = training_rows(cfg, src)
-    summary = fit(cfg, store, tracker, rows, out, {"spec": spec, "data": str(src), "generated": n_generated},
-                  prefix="train")
+    manifest = {"spec": spec, "data": str(src), "generated": n_generated}
+    if cfg.reference.kind == "human_sft" and rows == reference_rows(cfg):
+        summary = twin(store, reference_dir(cfg, store)[0], out, manifest)
+        print(f"train {cell.name}: the reference's rows, settings and seed: its weights, not a second training "
+              f"-> {out}")
+        tracker.summary({**{f"train/{k}": v for k, v in summary.items()}, "train/cache_hit": 0, "train/twin": 1,
+                         "train/generated_rows": n_generated})
+        return summary["loss"]
+    summary = fit(cfg, store, tracker, rows, out, manifest, prefix="train")
     print(f"train {cell.name}: {summary['steps']} steps on {len(rows)} rows ({n_generated} generated), "
           f"loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {out}")
     tracker.summary({**{f"train/{k}": v for k, v in summary.items()}, "train/cache_hit": 0,
