@@ -48,25 +48,58 @@ def store_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("agora_store")
 
 
-@pytest.fixture(scope="module")
+# ---------------------------------------------------------------- the one vLLM server of a test run
+_VLLM: dict = {}   # {"server": (base_url, served name), "stack": ExitStack} while it runs
+
+
+def _uses_vllm(item) -> bool:
+    return "vllm_server" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that use the shared vLLM server run one after another, where the first of them stands: the server
+    starts once per run and stops after the last of them (idle, it holds about 4 GB)."""
+    users = [i for i in items if _uses_vllm(i)]
+    if users:
+        first = items.index(users[0])
+        others = [i for i in items if not _uses_vllm(i)]
+        items[:] = others[:first] + users + others[first:]
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if "stack" in _VLLM and (nextitem is None or not _uses_vllm(nextitem)):
+        _VLLM.pop("stack").close()
+        _VLLM.clear()
+
+
+@pytest.fixture
 def vllm_server(tmp_path_factory, store_dir):
-    """(base_url, model name) of one vLLM CPU server, serving SmolLM2 over OpenAI and Anthropic APIs. One module
-    uses it, so it lives as long as that module: idle, it would hold about 4 GB and some CPU for the rest of the run.
+    """(base_url, served model name) of the run's one vLLM CPU server: SmolLM2-135M-Instruct, the folder the stages
+    convert into the session store, served by Agora's evaluation launcher (`eval_server`: fp32, decoding defaults from
+    the request alone, `--enforce-eager`), so it answers the OpenAI and Anthropic protocols and the evaluation
+    backend's requests alike. Started by its first user, stopped after its last (the users run together:
+    `pytest_collection_modifyitems`).
 
     The first use builds vLLM's venv (tests/vllm_server.py); a failure there fails the tests that need it, so a
     missing server is never mistaken for a pass. AGORA_SKIP_VLLM=1 skips them instead, saying so;
-    AGORA_VLLM_URL=http://HOST:PORT uses a server already running (it must serve SmolLM2 as "smol").
+    AGORA_VLLM_URL=http://HOST:PORT uses a server already running (it must serve that folder as "model", in fp32).
     """
     if os.environ.get("AGORA_SKIP_VLLM") == "1":
         pytest.skip("AGORA_SKIP_VLLM=1: the tests against a real vLLM server are skipped")
     if os.environ.get("AGORA_VLLM_URL"):
-        yield os.environ["AGORA_VLLM_URL"].rstrip("/"), "smol"
-        return
-    from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
-    from vllm_server import vllm_server as start
+        return os.environ["AGORA_VLLM_URL"].rstrip("/"), "model"
+    if "server" not in _VLLM:
+        from contextlib import ExitStack
 
-    model = materialize_student("gguf_package", SMOLLM2_NAME, store_dir / "models", package=SMOLLM2_PACKAGE,
-                                filename=SMOLLM2_FILENAME)  # the folder the e2e tests' student reuses
-    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    with start(model, log=log) as url:
-        yield url, "smol"
+        from agora.train.student import SMOLLM2_FILENAME, SMOLLM2_NAME, SMOLLM2_PACKAGE, materialize_student
+        from vllm_server import eval_settings
+        from agora.generators.vllm_server import eval_server
+
+        model = materialize_student("gguf_package", SMOLLM2_NAME, store_dir / "models", package=SMOLLM2_PACKAGE,
+                                    filename=SMOLLM2_FILENAME)  # the folder the e2e tests' student reuses
+        log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+        stack = ExitStack()
+        _VLLM["server"] = stack.enter_context(eval_server(model, log=log, settings=eval_settings(log),
+                                                          dtype="float32")), "model"
+        _VLLM["stack"] = stack
+    return _VLLM["server"]

