@@ -135,16 +135,18 @@ def reference_rows(cfg: DictConfig) -> list[dict]:
     return [{"instruction": r["question"], "response": r["solution"]} for r in human_rows(cfg)]
 
 
-def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> None:
-    """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell."""
+def train_reference(cfg: DictConfig, store: Store, tracker: Tracker) -> list[dict] | None:
+    """reference=human_sft: the student fine-tuned on the domain's human-written data, shared by every cell. Returns
+    the rows it trained on (None on a cache hit: nothing was read)."""
     out, spec = reference_dir(cfg, store)
     if store.exists(out):
         print(f"train: reference cache hit {out}")
-        return
+        return None
     rows = reference_rows(cfg)
     summary = fit(cfg, store, tracker, rows, out, {"spec": spec}, prefix="train_reference")
     print(f"train: reference (human_sft, {len(rows)} rows) loss {summary['loss']:.4f} -> {out}")
     tracker.summary({f"train_reference/{k}": v for k, v in summary.items()})
+    return rows
 
 
 def twin(store: Store, ref_out: Path, out: Path, manifest: dict) -> dict:
@@ -192,8 +194,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     manifest = json.loads((src / "manifest.json").read_text())
     spec = {"data_key": manifest["key"], **train_spec(cfg)}
     out = store.student_dir(cell, digest(spec))
-    if cfg.reference.kind == "human_sft":
-        train_reference(cfg, store, tracker)
+    ref_rows = train_reference(cfg, store, tracker) if cfg.reference.kind == "human_sft" else None
     if store.exists(out):
         summary = json.loads((out / "manifest.json").read_text())["summary"]
         print(f"train: cache hit {out}")
@@ -201,7 +202,7 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
         return summary["loss"]
     rows, n_generated = training_rows(cfg, src)
     manifest = {"spec": spec, "data": str(src), "generated": n_generated}
-    if cfg.reference.kind == "human_sft" and rows == reference_rows(cfg):
+    if cfg.reference.kind == "human_sft" and rows == (ref_rows or reference_rows(cfg)):
         summary = twin(store, reference_dir(cfg, store)[0], out, manifest)
         print(f"train {cell.name}: the reference's rows, settings and seed: its weights, not a second training "
               f"-> {out}")
