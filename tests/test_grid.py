@@ -14,7 +14,7 @@ import pytest
 from test_end_to_end import agora
 
 SMALL = ["budget.n=3", "budget.max_attempts_factor=3", "budget.eval_limit=6", "eval.max_new_tokens=96",
-         "tracking=none"]
+         "train.max_steps=2", "tracking=none"]
 
 
 @pytest.mark.parametrize("domain,fmt,benchmarks", [("instruction_following", "free_form", ["ifbench", "synthetic_if"])])
