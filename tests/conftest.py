@@ -57,19 +57,48 @@ def _uses_vllm(item) -> bool:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that use the shared vLLM server run one after another, where the first of them stands: the server
-    starts once per run and stops after the last of them (idle, it holds about 4 GB)."""
+    """The tests that use the shared vLLM server run one after another, last: the server starts once per run and
+    stops after the last of them (idle, it holds about 4 GB). On a fresh machine vLLM's venv (about 2 minutes of
+    downloads and unpacking) is built in the background meanwhile, while the other tests run."""
     users = [i for i in items if _uses_vllm(i)]
-    if users:
-        first = items.index(users[0])
-        others = [i for i in items if not _uses_vllm(i)]
-        items[:] = others[:first] + users + others[first:]
+    items[:] = [i for i in items if not _uses_vllm(i)] + users
+    if any(_uses_vllm(i) or i.path.name == "test_eval_backend.py" for i in items):
+        _build_vllm_venv_in_background()
+
+
+def _build_vllm_venv_in_background() -> None:
+    """Start `ensure_venv` in a thread when the venv is missing; its users call it again and wait on its lock, and a
+    build that failed is tried again there, so its error fails those tests. Joined before the session ends."""
+    if os.environ.get("AGORA_SKIP_VLLM") == "1" or os.environ.get("AGORA_VLLM_URL"):
+        return
+    import tempfile
+    import threading
+
+    from vllm_server import ensure_venv, venv_ready
+
+    if venv_ready():
+        return
+    log = Path(tempfile.gettempdir()) / f"agora-vllm-venv-{os.getpid()}.log"
+    _VLLM["build"] = threading.Thread(target=lambda: _quietly(ensure_venv, log), name="vllm-venv", daemon=True)
+    _VLLM["build"].start()
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:   # the venv's users call ensure_venv again and fail with its error
+        pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "build" in _VLLM:   # never leave pip half-way through the venv
+        _VLLM.pop("build").join()
 
 
 def pytest_runtest_teardown(item, nextitem):
     if "stack" in _VLLM and (nextitem is None or not _uses_vllm(nextitem)):
         _VLLM.pop("stack").close()
-        _VLLM.clear()
+        _VLLM.pop("server", None)
 
 
 @pytest.fixture

