@@ -22,14 +22,24 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
-    """Everything that changes the generated data. Concurrency, retries and caps do not. The meta-prompt counts by
-    its content (sha256), not by its path: the same file anywhere is the same cell, an edited one a new cell.
-    `template` is the cell's (`load_template`), loaded here when not given."""
-    from agora.domains import get_domain
-    from agora.modes import get_mode, load_template
+def cell_template(cfg: DictConfig) -> Template:
+    """The cell's prompt choice (agora/modes: `load_template`): `mode.prompts`, `mode.template`, the prompt format's
+    style and the original's checkout (`originals.data_agora`), hash-checked where it is the original's."""
+    from agora.modes import load_template
 
-    template = template or load_template(cfg.domain._target_, cfg.mode.name, cfg.mode.template)
+    return load_template(cfg.domain._target_, cfg.mode.name, cfg.mode.template, prompts=cfg.mode.prompts,
+                         style=cfg.prompt_format.style, data_agora=cfg.originals.data_agora)
+
+
+def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
+    """Everything that changes the generated data. Concurrency, retries and caps do not. The meta-prompt and the
+    system message count by their content (sha256), not by their path or by `mode.prompts`: the same file anywhere
+    is the same cell, an edited one a new cell. `template` is the cell's (`cell_template`), loaded here when not
+    given."""
+    from agora.domains import get_domain
+    from agora.modes import get_mode
+
+    template = template or cell_template(cfg)
     draws = get_domain(cfg.domain._target_)   # the themes and opening words drawn into the prompts
 
     g = cfg.generator
@@ -43,16 +53,31 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
         "seeds": _plain(cfg.domain_mode.seeds)[cfg.budget.data] if cfg.domain_mode is not None else None,
         "pool": _pool_spec(cfg),
         "sources": _plain(cfg.domain.sources),
-        "mode": {**{k: v for k, v in _plain(cfg.mode).items() if k != "template"},
+        "mode": {**{k: v for k, v in _plain(cfg.mode).items() if k not in ("template", "prompts")},
                  "template_version": template.version, "template_sha256": template.sha256,
+                 "system_sha256": template.system_sha256,
                  "draws": digest([draws.THEMES, draws.OPENERS])},
         "budget": {"n": cfg.budget.n, "usd": cfg.budget.usd, "data": cfg.budget.data, "n_seeds": cfg.budget.n_seeds},
         "prompt_format": _plain(cfg.prompt_format),
         "seed": cfg.seed,
         "contamination": _plain(cfg.contamination) if cfg.contamination.drop else None,   # only if it changes data
+        # How examples were checked, only where it is not Agora's default, so other keys stay as they were.
+        **({"validation": _validation_spec(cfg)} if _validation_spec(cfg) else {}),
         # A control's human data and its corruption (agora/controls.py); only there, so other keys stay as they were.
         **({"control": _control_spec(cfg)} if controls.is_control(g.provider) else {}),
     }
+
+
+def _validation_spec(cfg: DictConfig) -> dict | None:
+    """`validation.*` when it is not the default (Agora's rules, no length check), with the tokenizer that counts the
+    length: the student, its chat format and the system prompt SFT renders with."""
+    v = cfg.validation
+    if v.rules == "agora" and v.max_tokens is None:
+        return None
+    return {"rules": v.rules, "max_tokens": v.max_tokens,
+            "tokenizer": None if v.max_tokens is None else {"student": cfg.student.name, "model_id": cfg.student.model_id,
+                                                            "chat_template": cfg.student.chat_template,
+                                                            "system": cfg.domain.system_prompt}}
 
 
 def _control_spec(cfg: DictConfig) -> dict:
@@ -78,12 +103,30 @@ def _pool_spec(cfg: DictConfig) -> dict | None:
                                                      "system": cfg.domain.system_prompt}}
 
 
+def include_seeds(cfg: DictConfig) -> bool:
+    """Whether instance generation's seeds join the cell's training rows: `train.include_seeds` true or false, or
+    `domain`: the domain's `modes.instance_generation.seeds_in_training` (the original's data sets: math only)."""
+    v = cfg.train.include_seeds
+    if v == "domain":
+        ig = (cfg.domain.get("modes") or {}).get("instance_generation") or {}
+        if "seeds_in_training" not in ig:
+            raise AgoraError(f"train.include_seeds=domain, but domain={cfg.domain.name} sets no "
+                             "modes.instance_generation.seeds_in_training (true or false) in its YAML")
+        return bool(ig.seeds_in_training)
+    if not isinstance(v, bool):
+        raise AgoraError(f"train.include_seeds={v!r}; known: true, false, domain")
+    return v
+
+
 def train_spec(cfg: DictConfig) -> dict:
     """The student and the training settings (threads and logging do not change the weights)."""
     # Threads, logging, checkpoint cadence and the process layout do not change the weights (a 2-process ZeRO-3
     # run matches one process to 1e-6; tests/test_distributed.py), so they are not part of the key.
     skip = ("threads", "logging_steps", "eval_steps", "save_steps", "launch")
     t = {k: v for k, v in _plain(cfg.train).items() if k not in skip}
+    t["include_seeds"] = include_seeds(cfg)   # what it resolved to: `domain` keys as the value it stands for
+    if t.get("max_grad_norm") == 1.0:   # the Trainer's default, which every student before the field was trained with
+        del t["max_grad_norm"]
     # What ran: `auto` is a different product on an AMX Xeon and an EPYC (and fp32 under DeepSpeed on a CPU).
     t["bf16"] = resolve_bf16(t["bf16"], deepspeed=bool(cfg.deepspeed.config))
     return {"student": _plain(cfg.student), "train": t, "system_prompt": cfg.domain.system_prompt,

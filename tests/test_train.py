@@ -359,3 +359,24 @@ def test_eval_bf16_keys_the_dtype_only_when_on():
     assert auto == (bf16 if native_bf16() else fp32)
     with pytest.raises(AgoraError, match="eval.bf16='maybe'"):
         eval_spec(compose_cfg("evaluate", ["eval.bf16=maybe"]), ["synthetic_gsm"])
+
+
+def test_max_grad_norm_zero_trains_unclipped(tiny_dir, tmp_path):
+    """`max_grad_norm=0` (the paper's preset: llama-recipes does not clip) reaches the Trainer: the weights equal a
+    run whose threshold no gradient reaches, and differ from the Trainer's default clipping at 1.0."""
+    rows = [{"instruction": f"What is {i} plus {i}?", "response": f"{i} plus {i} is {2 * i}."} for i in range(8)]
+
+    def weights(norm: float, name: str):
+        logged: list[dict] = []
+        cfg = SFTConfig(epochs=1, max_steps=2, learning_rate=3e-3, per_device_batch_size=4, grad_accum=1,
+                        max_len=128, warmup_ratio=0.0, seed=0, threads=2, max_grad_norm=norm)
+        train_sft(tiny_dir, rows, tmp_path / name, cfg, on_log=lambda m, step: logged.append(m))
+        model = AutoModelForCausalLM.from_pretrained(tmp_path / name)
+        return torch.cat([p.detach().flatten() for p in model.parameters()]), logged
+
+    unclipped, log0 = weights(0.0, "none")
+    huge, _ = weights(1e9, "huge")
+    clipped, _ = weights(1.0, "one")
+    assert max(m["grad_norm"] for m in log0 if "grad_norm" in m) > 1.0   # the premise: clipping at 1.0 bites
+    assert torch.equal(unclipped, huge)
+    assert not torch.allclose(unclipped, clipped)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from agora import AgoraError
 from agora.hardware import resolve_bf16
 from agora.store import Cell, Store, digest, read_jsonl, write_jsonl
-from agora.specs import data_spec, train_spec
+from agora.specs import cell_template, data_spec, include_seeds, train_spec
 from agora.tracking import Tracker
 
 if TYPE_CHECKING:
@@ -36,10 +36,8 @@ def student_path(spec: DictConfig, store: Store) -> str:
 def data_dir(cfg: DictConfig, store: Store) -> Path:
     """The cell's generated data, or an error that gives the command that makes it."""
     from agora.stages import rerun_command
-    from agora.modes import load_template
-
     cell = Cell.from_cfg(cfg)
-    template = load_template(cfg.domain._target_, cell.mode, cfg.mode.template)
+    template = cell_template(cfg)
     path = store.data_dir(cell, digest(data_spec(cfg, template)))
     if not store.exists(path):
         raise AgoraError(f"no generated data for cell {cell.name} (looked in {path}); make it with: "
@@ -57,7 +55,7 @@ def sft_config(cfg: DictConfig):
     return SFTConfig(epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
                      per_device_batch_size=t.per_device_batch_size, grad_accum=t.grad_accum, max_len=t.max_len,
                      warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler=t.lr_scheduler,
-                     lr_gamma=t.lr_gamma, bin_tokens=t.bin_tokens,
+                     lr_gamma=t.lr_gamma, max_grad_norm=t.max_grad_norm, bin_tokens=t.bin_tokens,
                      seed=t.seed, bf16=resolve_bf16(t.bf16, deepspeed=bool(ds)), system_prompt=cfg.domain.system_prompt, deepspeed=ds,
                      gradient_checkpointing=t.gradient_checkpointing, logging_steps=t.logging_steps,
                      threads=t.threads, pack=t.pack, overlong=t.overlong, val_fraction=t.val_fraction,
@@ -183,7 +181,7 @@ def training_rows(cfg: DictConfig, src: Path) -> tuple[list[dict], int]:
         raise AgoraError(f"cell {Cell.from_cfg(cfg).name} kept 0 generated examples; see {src / 'dropped.jsonl'} "
                          "for why")
     n_data = len(rows)
-    if cfg.mode.name == "instance_generation" and cfg.train.include_seeds and not is_control(cfg.generator.provider):
+    if cfg.mode.name == "instance_generation" and include_seeds(cfg) and not is_control(cfg.generator.provider):
         rows += [{"instruction": r["question"], "response": r["solution"]} for r in read_jsonl(src / "seeds.jsonl")]
     return rows, n_data
 

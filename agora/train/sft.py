@@ -50,6 +50,7 @@ class SFTConfig:
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"  # any transformers SchedulerType, or "epoch_step": lr x lr_gamma after each epoch
     lr_gamma: float = 0.85  # "epoch_step" only: llama-recipes' StepLR(step_size=1 epoch, gamma=0.85)
+    max_grad_norm: float = 1.0  # gradient clipping; 0 turns it off (llama-recipes' default: gradient_clipping=False)
     seed: int = 42
     bf16: bool = False  # bf16 autocast; on the CPU only when True
     system_prompt: str | None = "You are a helpful AI assistant."
@@ -229,6 +230,7 @@ def _training_kwargs(cfg: SFTConfig, output_dir: Path, has_eval: bool = False) -
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,   # DeepSpeed's "gradient_clipping": "auto" takes this value too
         lr_scheduler_type="constant" if cfg.lr_scheduler == "epoch_step" else cfg.lr_scheduler,
         seed=cfg.seed,
         data_seed=cfg.seed,

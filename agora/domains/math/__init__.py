@@ -94,6 +94,8 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     raw = _load_rows(name, split, source)
     if name == "math" and split == "train":   # the seed pool's rule: one boxed answer (7,500 -> 7,383 train problems; pool.py)
         raw = [r for r in raw if r.get("answer") or pool.math_single_answer(r["solution"])]
+    if name == "magpie_math" and raw and "task_category" in raw[0]:   # Magpie-Reasoning-V1-150K: its math rows
+        raw = [r for r in raw if str(r["task_category"]).strip().lower() == "math"]
     rows = [_CONVERT[name](i, r) for i, r in enumerate(raw)]
     rows = [r for r in rows if r["question"]]
     if name == "webinstruct_math":   # WebInstruct's math part (the general part is instruction following's)
@@ -101,12 +103,21 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     return pool.sample(rows, limit, seed)
 
 
-def validate(instruction: str, response: str) -> str | None:
-    """Why a generated math example is dropped (None: kept). The original AgoraBench checks."""
+def validate(instruction: str, response: str, rules: str = "agora") -> str | None:
+    """Why a generated math example is dropped (None: kept). `agora`: the result tag once, at the end, not empty, and
+    no placeholder in either text. `original` (neulab/data-agora's MathValidator, beside the stage's placeholder and
+    length checks): exactly one `[RESULT]` and one `[/RESULT]` in the response, which ends with `[/RESULT]`."""
     if not instruction.strip():
         return "empty_instruction"
     if not response.strip():
         return "empty_response"
+    if rules == "original":
+        opened, closed = response.count("[RESULT]"), response.count("[/RESULT]")
+        if opened > 1 or closed > 1:
+            return "several_result_tags"
+        if opened != 1 or closed != 1:
+            return "no_result_tag"
+        return None if response.endswith("[/RESULT]") else "result_not_at_end"
     for text in (instruction, response):
         if PLACEHOLDER_RE.search(text):
             return "placeholder"
