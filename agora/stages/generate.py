@@ -149,7 +149,7 @@ async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_k
             await _paired_rounds(request, send_round, refine, plan, kept, dropped, factor=factor, usd=usd)
         else:
             await _open_rounds(request, send_round, refine, plan, kept, dropped, factor=factor, usd=usd,
-                               first_quarter=cfg.mode.name == "instance_generation")
+                               first=int(cfg.mode.rounds.first), growth=float(cfg.mode.rounds.growth))
     finally:
         progress.close()
         await client.aclose()
@@ -175,17 +175,27 @@ def replicate_of(position: int, attempt: int) -> int | str:
     return position if attempt == 0 else f"{position}.{attempt}"
 
 
+def open_round_size(target: int, kept: int, sent: int, *, factor: float, first: int, growth: float) -> int:
+    """Instance generation: the size of the next round, given the examples kept and the requests sent so far.
+
+    A round's prompts show examples kept in earlier rounds only (so every prompt is fixed before it is sent, and a
+    rerun rebuilds the same prompts: cache hits), so the demonstration pool grows only between rounds. The original
+    adds every kept example to its pool at once; here round 0 is `first` requests and every later round at most
+    `growth` times the requests sent so far, so the pool keeps pace (growth 1: a round's pool is at least about half
+    of what the original's would hold there). A round asks for what is missing, scaled by the keep rate so far."""
+    if sent == 0:
+        return min(target, first)
+    missing = math.ceil((target - kept) / max(kept / sent, 1 / factor))
+    return min(missing, max(first, math.ceil(sent * growth)))
+
+
 async def _open_rounds(request, send_round, refine, plan: dict, kept: list[dict], dropped: list[dict], *,
-                       factor: float, usd: float | None, first_quarter: bool) -> None:
-    """Instance generation: every request is a new instance; a drop is made up for by more requests."""
+                       factor: float, usd: float | None, first: int, growth: float) -> None:
+    """Instance generation: every request is a new instance; a drop is made up for by more requests, in rounds whose
+    sizes `open_round_size` sets."""
     target, max_requests, i = plan["target"], int(math.ceil(plan["target"] * factor)), 0
     while len(kept) < target and i < max_requests:
-        # Round 0 of IG is a quarter of the target, so later rounds have generations to show as demos;
-        # later rounds ask for what is missing, scaled by the keep rate so far.
-        if i == 0:
-            size = math.ceil(target / 4) if first_quarter and target >= 8 else target
-        else:
-            size = math.ceil((target - len(kept)) / max(len(kept) / i, 1 / factor))
+        size = open_round_size(target, len(kept), i, factor=factor, first=first, growth=growth)
         if usd is not None:
             size = min(size, max(16, math.ceil(target / 8)))
         size = min(size, max_requests - i)
