@@ -23,6 +23,7 @@ def check_cell(cfg: DictConfig) -> None:
     _check_budget(cfg.budget)
     _check_sources(cfg)
     _check_scoring(cfg)
+    _check_prompts(cfg)
     from agora import controls
 
     if controls.is_control(cfg.generator.provider):   # generator=human / human_corrupted: its corruption
@@ -40,6 +41,21 @@ def _check_scoring(cfg: DictConfig) -> None:
     for b in cfg.domain.benchmarks[cfg.budget.data]:
         _, scorer = scoring_of(cfg, b)
         scorer_version(scorer, domain)
+
+
+def _check_prompts(cfg: DictConfig) -> None:
+    """The cell's meta-prompt and system message load, and under `mode.prompts=original` the checkout is there and
+    every file it reads has the pinned commit's sha256: a missing or changed checkout is one line here, not a
+    traceback after tracking started."""
+    from agora.specs import cell_template
+
+    if cfg.mode.prompts != "original":   # Agora's own files: the stage loads them, with its own one-line errors
+        return
+    if cfg.prompt_format.response_format not in (None, "text"):
+        raise AgoraError(f"prompt_format.response_format={cfg.prompt_format.response_format} enforces Agora's JSON "
+                         "schema, which the original's JSON files do not ask for: use prompt_format=json with "
+                         "mode.prompts=original, or mode.prompts=agora")
+    cell_template(cfg)
 
 
 def _missing(node: object, path: str = "") -> list[str]:

@@ -1,31 +1,38 @@
 """Modes: how a meta-prompt is built from seeds and how the generator's reply is parsed back.
 
-A mode is a module with `build(...)` and `parse(...)`; prompt templates live in `prompts/` as
-`<domain>_<mode>.txt`, each with a version that is stamped into every generated row (`mode.template=PATH` runs
-another file; its sha256 is in the data key).
+A mode is a module with `build(...)` and `parse(...)`. What a cell sends is its prompt choice, a `Template`: the
+meta-prompt and the system message that goes with it, both hashed into the data key. `mode.prompts` picks it:
 
-The templates follow the structure of the paper's meta-prompts (neulab/data-agora), in Agora's own words: IG has
-sections for guidelines, input, output and format requirements, then numbered demonstrations and the open new
-instance, a drawn theme (and opening word in instruction following), and asks for something harder than the
-demonstrations; RG shows `INPUT:` and an open `OUTPUT:`; QE refines a pair into `Revised Question:`/`Revised Answer:`.
-Where they differ from the original on purpose: math asks for one checkable value and never a proof (the original
-let proofs end in `[RESULT] Q.E.D. [/RESULT]`, which no benchmark can score); the opening words are Agora's own
-list; the JSON variant is the free-form content with the output asked for as one JSON object and its schema (the
-original's JSON files are a shorter, different prompt), which is what the paper describes.
+- `agora` (the default): Agora's own files, `<domain package>/prompts/<mode>.txt`, each with a version stamped into
+  every generated row, and Agora's own system message. They carry the content of the paper's meta-prompts
+  (neulab/data-agora) in Agora's own words: IG has sections for guidelines, input, output and format requirements,
+  then numbered demonstrations and the open new instance, a drawn theme (and opening word in instruction
+  following), and asks for something much harder than the demonstrations; RG shows `INPUT:` and an open `OUTPUT:`;
+  QE refines a pair into `Revised Question:`/`Revised Answer:`. One difference is on purpose: math asks for one
+  checkable value and never a proof (the original let proofs end in `[RESULT] Q.E.D. [/RESULT]`, which no
+  benchmark can score). The JSON variant is the free-form content with the output asked for as one JSON object.
+- `original` (`experiment=agorabench`): the original's own files, read from the user's checkout
+  (`originals.data_agora`, hash-checked by agora/originals.py), filled as the original's prompt loaders fill them.
+
+`mode.template=PATH` runs another file in place of the meta-prompt (its sha256 is in the data key).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
 from agora import AgoraError
 
-SYSTEM = "You are a data generator agent that produces novel, high-quality instances for training language models."
+# Agora's own system message: the original's content (a generator of new instances that follows the guidelines,
+# requirements and examples in the prompt), in Agora's words. `mode.prompts=original` sends the original's instead.
+AGORA_SYSTEM = ("You are an agent that writes new data instances, following the guidelines, requirements and "
+                "examples you are given.")
+PROMPT_SOURCES = ("agora", "original")   # `mode.prompts`
 # How a meta-prompt asks for the output and how the reply is read back: `prompt_format.style`. Enforcement by the
 # server (OpenAI structured output) is a separate field, `prompt_format.response_format` (see `sampling_fields`).
 FORMATS = ("free_form", "json")
@@ -42,29 +49,65 @@ class ParseError(ValueError):
 # spellings are the original AgoraBench files' (neulab/data-agora), so those files run unchanged with `mode.template`.
 PLACEHOLDER_RE = re.compile(r"\{(theme|first_word|demonstrations|instance|format_instructions|(?:input|output)\d*)\}"
                             r"|<(input_theme|first_word|(?:input|output)\d*)>")
+# An original file is filled as the original's loaders fill it (agora/core/prompt_loaders.py at d7e66e1): only the
+# angle spellings, by plain replacement in their order (demonstration k's input then output, k = 1..n, then the
+# theme, then the opening word; RG's and QE's `<input>` then `<output>`), nothing stripped. Braces are text there.
+ORIGINAL_RE = re.compile(r"<(input_theme|first_word|(?:input|output)\d*)>")
 ALIASES = {"input_theme": "theme"}
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _original_order(name: str) -> tuple:
+    m = re.fullmatch(r"(input|output)(\d+)", name)
+    if m:
+        return (0, int(m.group(2)), m.group(1) == "output")
+    return (1, ("input_theme", "first_word", "input", "output").index(name), False)
 
 
 @dataclass(frozen=True)
 class Template:
-    """A meta-prompt: its text, its version (stamped into rows), its name (file name or user path) and the
-    sha256 of the file, which goes into the data key so that an edited prompt is a new cell."""
+    """A cell's prompt choice: the meta-prompt's text, its version (stamped into rows), its name (file name, user
+    path or the original's file) and the sha256 of the file, and the system message sent with it and its sha256.
+    Both hashes go into the data key, so that an edited prompt or another system message is a new cell.
+    `fill` is how placeholders are filled: `agora` (one pass, both spellings) or `original` (as the original's
+    loaders do)."""
     text: str
     version: int
     name: str
     sha256: str = ""
+    system: str = AGORA_SYSTEM
+    system_sha256: str = _sha(AGORA_SYSTEM)
+    fill: str = "agora"
 
     @property
     def placeholders(self) -> set[str]:
+        if self.fill == "original":
+            return {ALIASES.get(a, a) for a in ORIGINAL_RE.findall(self.text)}
         return {ALIASES.get(a or b, a or b) for a, b in PLACEHOLDER_RE.findall(self.text)}
 
+    def messages(self, prompt: str) -> list[dict]:
+        """The chat a generator is sent: this choice's system message, then the rendered prompt."""
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+
     def render(self, **fields: str) -> str:
-        """The prompt, each placeholder replaced in one pass (filled-in text is never read again: demonstrations
-        hold LaTeX braces and may quote placeholders)."""
+        """The prompt. Agora's files: each placeholder replaced in one pass (filled-in text is never read again:
+        demonstrations hold LaTeX braces and may quote placeholders). An original file: as its loaders fill it."""
         missing = sorted(self.placeholders - set(fields))
         if missing:
             raise AgoraError(f"prompt template {self.name} uses {', '.join('{' + m + '}' for m in missing)}, which "
                              f"this cell does not fill; known here: {sorted(fields)}")
+        if self.fill == "original":
+            # Every angle name the mode fills is replaced, present in the file or not: the original replaces after
+            # the demonstrations are in, so a demonstration that quotes `<input_theme>` gets the theme there too.
+            names = [n for n in ("input_theme", "first_word", "input", "output") if ALIASES.get(n, n) in fields]
+            names += [n for n in fields if re.fullmatch(r"(input|output)\d+", n)]
+            prompt = self.text
+            for n in sorted(names, key=_original_order):
+                prompt = prompt.replace(f"<{n}>", fields[ALIASES.get(n, n)])
+            return prompt
 
         def fill(m: re.Match) -> str:
             name = m.group(1) or m.group(2)
@@ -102,14 +145,34 @@ def _packaged_template(domain: str, mode: str) -> Template:
     return _parse_template(raw, name, header_required=True)
 
 
-def load_template(domain: str, mode: str, path: str | None = None) -> Template:
-    """The cell's meta-prompt: `prompts/<mode>.txt` of the domain package `domain` (its `_target_`), or the file at
-    `path`
-    (`mode.template=PATH`), checked for the placeholders the mode fills. A user file may start with the same
-    `version: N` + `---` header; without one its version is 0 and its sha256 alone tells versions apart."""
-    if path is None:
-        t = _packaged_template(domain, mode)
-    else:
+def load_template(domain: str, mode: str, path: str | None = None, *, prompts: str = "agora",
+                  style: str = "free_form", data_agora: str | None = None) -> Template:
+    """The cell's prompt choice (`mode.prompts`): the meta-prompt and the system message, checked for the
+    placeholders the mode fills.
+
+    - `prompts="agora"`: `prompts/<mode>.txt` of the domain package `domain` (its `_target_`), Agora's system message.
+    - `prompts="original"`: the original's file for the cell (`agora_scripts/prompts/<mode>_<domain>_prompt.txt`, the
+      `_json_formatted` one for `style="json"`) and its system message, read from the checkout at `data_agora` and
+      checked against the pinned commit's sha256 (agora/originals.py); the text exactly as the file holds it.
+    - `path` (`mode.template=PATH`) replaces the meta-prompt either way. A user file may start with the same
+      `version: N` + `---` header; without one its version is 0 and its sha256 alone tells versions apart.
+    """
+    from agora import originals
+
+    if prompts not in PROMPT_SOURCES:
+        raise AgoraError(f"mode.prompts={prompts!r}; known: {list(PROMPT_SOURCES)} (agora: Agora's own meta-prompts; "
+                         "original: the original's files, from originals.data_agora)")
+    if prompts == "original" and data_agora is None:
+        raise AgoraError(f"mode.prompts=original runs the original's meta-prompts and system message, read from a "
+                         f"checkout of {originals.DATA_AGORA.repo} at {originals.DATA_AGORA.commit[:7]}, and "
+                         f"{originals.DATA_AGORA.key} is not set: {originals.DATA_AGORA.how} (or set "
+                         "AGORA_DATA_AGORA); or run Agora's own prompts with mode.prompts=agora, a deviation the "
+                         "README's protocol table names")
+    system = {}
+    if prompts == "original":
+        text, sha = originals.system_message(data_agora)
+        system = {"system": text, "system_sha256": sha}
+    if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
             raise AgoraError(f"mode.template={path}: no such file (a prompt file with this mode's placeholders)")
@@ -118,7 +181,16 @@ def load_template(domain: str, mode: str, path: str | None = None) -> Template:
         except (OSError, UnicodeDecodeError) as e:
             raise AgoraError(f"mode.template={path}: cannot be read as UTF-8 text ({e})") from None
         t = _parse_template(raw, str(p), header_required=False)
-    get_mode(mode).check_template(t)
+    elif prompts == "original":
+        file = originals.prompt_path(domain.rsplit(".", 1)[-1], mode, style)
+        raw, sha = originals.read(originals.DATA_AGORA, data_agora, file)
+        t = Template(raw, 0, f"{originals.DATA_AGORA.repo}@{originals.DATA_AGORA.commit[:7]}:{file}", sha,
+                     fill="original")
+    else:
+        t = _packaged_template(domain, mode)
+    if system:
+        t = replace(t, **system)
+    get_mode(mode).check_template(t, style)
     return t
 
 

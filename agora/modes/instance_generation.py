@@ -14,10 +14,11 @@ import re
 from collections.abc import Sequence
 
 from agora import AgoraError
-from agora.modes import (SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
+from agora.modes import (ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
                          parse_json_object)
 
 JSON_KEYS = ("input", "output")   # the JSON format's object (`json_schema(JSON_KEYS)`)
+ORIGINAL_JSON_KEYS = ("instruction", "response")   # the object the original's JSON files ask for
 ANSWER_KEY = "output"
 FORMAT_INSTRUCTIONS = {
     "free_form": "- Do not greet or comment: write the new example only.\n"
@@ -39,8 +40,15 @@ def demonstrations(demos: list[tuple[str, str]], fmt: str) -> str:
     return "\n\n".join(blocks)
 
 
-def check_template(t: Template) -> None:
-    t.require({"theme"}, what="the drawn theme")
+def original_json(template: Template, fmt: str) -> bool:
+    """An original JSON file (`mode.prompts=original prompt_format=json`): the original's JSON loader puts each
+    demonstration in as a JSON string and draws no theme or opening word (its JSON files place neither)."""
+    return template.fill == "original" and fmt == "json"
+
+
+def check_template(t: Template, style: str = "free_form") -> None:
+    if not original_json(t, style):
+        t.require({"theme"}, what="the drawn theme")
     t.require({"demonstrations"}, {"input1", "output1"}, what="the demonstrations")
 
 
@@ -56,9 +64,12 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     fields = {"theme": theme, "format_instructions": FORMAT_INSTRUCTIONS[fmt],
               "demonstrations": demonstrations([(q, s) for q, s, _ in demos], fmt)}
     for k, (q, s, _) in enumerate(demos, 1):   # the raw texts, for a template that lays the demonstrations out
-        fields[f"input{k}"], fields[f"output{k}"] = q, s
+        fields[f"input{k}"], fields[f"output{k}"] = ((json.dumps(q), json.dumps(s)) if original_json(template, fmt)
+                                                     else (q, s))
     meta = {"theme": theme, "demo_ids": [d for _, _, d in demos]}
-    if openers:   # instruction following: the new instruction opens with a drawn word, as the theme is drawn
+    if original_json(template, fmt):
+        del fields["theme"], meta["theme"]
+    elif openers:   # instruction following: the new instruction opens with a drawn word, as the theme is drawn
         if "first_word" not in template.placeholders:
             raise AgoraError(f"prompt template {template.name} lacks {{first_word}}: this domain draws an opening "
                              "word for every new instruction")
@@ -68,7 +79,7 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
         raise AgoraError(f"prompt template {template.name} places {sorted(used)}, but mode.n_demos={n_demos} "
                          f"demonstrations are drawn: place input1..input{n_demos} and output1..output{n_demos}")
     prompt = template.render(**fields)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], meta
+    return template.messages(prompt), meta
 
 
 def constraint(fmt: str, answer: tuple[str, str]) -> dict:
@@ -80,7 +91,12 @@ def constraint(fmt: str, answer: tuple[str, str]) -> dict:
 
 def parse(text: str, fmt: str, meta: dict) -> tuple[str, str]:
     if fmt == "json":
-        return parse_json_object(text, JSON_KEYS)
+        try:
+            return parse_json_object(text, JSON_KEYS)
+        except ParseError as e:   # the original's JSON files name the keys `instruction` and `response`
+            if str(e) != "json_missing_keys":
+                raise
+            return parse_json_object(text, ORIGINAL_JSON_KEYS)
     body = re.sub(r"^\s*(\[NEW EXAMPLE\]\s*)?INPUT:", "", cut_end(text), flags=re.I)
     parts = re.split(r"^\s*OUTPUT:", body, maxsplit=1, flags=re.I | re.M)
     if len(parts) < 2:

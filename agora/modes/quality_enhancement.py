@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from agora.modes import (SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
+from agora.modes import (ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
                          parse_json_object)
 
 JSON_KEYS = ("revised_question", "revised_answer")   # the JSON format's object (`json_schema(JSON_KEYS)`)
@@ -27,7 +27,7 @@ def instance(question: str, answer: str, fmt: str) -> str:
     return shown + "\n\n### Revised pair\nRevised Question:" if fmt == "free_form" else shown
 
 
-def check_template(t: Template) -> None:
+def check_template(t: Template, style: str = "free_form") -> None:
     t.require({"instance"}, {"input", "output"}, what="the question-answer pair to refine")
 
 
@@ -37,7 +37,7 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt],
                              instance=instance(row["question"], row["solution"], fmt),
                              input=row["question"], output=row["solution"])
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], {"seed_id": row["id"]}
+    return template.messages(prompt), {"seed_id": row["id"]}
 
 
 def constraint(fmt: str, answer: tuple[str, str]) -> dict:

@@ -4,7 +4,7 @@ The prompt is the domain's requirements, then the instruction as `INPUT:` and an
 """
 from __future__ import annotations
 
-from agora.modes import (SYSTEM, ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
+from agora.modes import (ParseError, Template, cut_end, gbnf, json_constraint, json_format_instructions,
                          parse_json_object)
 
 JSON_KEYS = ("output",)   # the JSON format's object (`json_schema(JSON_KEYS)`)
@@ -21,7 +21,7 @@ def instance(question: str, fmt: str) -> str:
     return f"INPUT: {question}\nOUTPUT:" if fmt == "free_form" else f"INPUT: {question}"
 
 
-def check_template(t: Template) -> None:
+def check_template(t: Template, style: str = "free_form") -> None:
     t.require({"instance"}, {"input"}, what="the given instruction")
 
 
@@ -30,7 +30,7 @@ def build(i: int, seeds: list[dict], pool: list[dict], *, template: Template, fm
     row = seeds[i % len(seeds)]
     prompt = template.render(format_instructions=FORMAT_INSTRUCTIONS[fmt], instance=instance(row["question"], fmt),
                              input=row["question"])
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}], \
+    return template.messages(prompt), \
         {"seed_id": row["id"], "instruction": row["question"]}
 
 

@@ -25,9 +25,9 @@ from agora.engine.ledger import Ledger, Price
 from agora.engine.option import Option
 from agora.engine.runner import CAP_MESSAGE, CapReached, Progress, Request, Sampling, UpstreamGone, run_requests
 from agora.metrics import contamination
-from agora.modes import ParseError, get_mode, load_template, sampling_fields
+from agora.modes import ParseError, get_mode, sampling_fields
 from agora.stages import benchmark_rows, human_rows, split_rows, without_benchmarks
-from agora.specs import data_spec
+from agora.specs import cell_template, data_spec
 from agora.store import Cell, Store, digest, write_jsonl
 from agora.tracking import Tracker
 
