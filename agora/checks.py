@@ -24,6 +24,7 @@ def check_cell(cfg: DictConfig) -> None:
     _check_sources(cfg)
     _check_scoring(cfg)
     _check_prompts(cfg)
+    _check_arena_prompt(cfg)
     from agora import controls
 
     if controls.is_control(cfg.generator.provider):   # generator=human / human_corrupted: its corruption
@@ -56,6 +57,15 @@ def _check_prompts(cfg: DictConfig) -> None:
                          "schema, which the original's JSON files do not ask for: use prompt_format=json with "
                          "mode.prompts=original, or mode.prompts=agora")
     cell_template(cfg)
+
+
+def _check_arena_prompt(cfg: DictConfig) -> None:
+    """A cell that will be judged on Arena-Hard has its judge prompt (`eval.arena_hard_prompt`: under the preset the
+    original's, from `originals.arena_hard_auto`, hash-checked) before it generates, trains or evaluates anything."""
+    if "arena_hard" in cfg.domain.benchmarks[cfg.budget.data]:
+        from agora.scoring.judge import arena_prompt
+
+        arena_prompt(cfg.eval.arena_hard_prompt, cfg.originals.arena_hard_auto)
 
 
 def _missing(node: object, path: str = "") -> list[str]:

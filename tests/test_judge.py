@@ -183,13 +183,15 @@ def test_a_real_judge_scores_alpaca_eval_from_logprobs_and_reruns_from_cache(tmp
     cfg = compose_cfg("evaluate", ["generator@judge=local"])
     source = {"hub": None, "file": "alpaca_eval_gpt4_baseline.json", "local": str(ALPACA_FILE),
               "glm_local": str(make_df_gamed(tmp_path / "df_gamed.csv"))}
-    rows = [r for r in ifd.load("alpaca_eval", "test", source, None, 0) if r["index"] in (199, 113, 232, 211)]
-    outputs = ["Test", "", "It is a fruit.", "It is an abstract data type (ADT)."]
+    every = ifd.load("alpaca_eval", "test", source, None, 0)
+    rows = [r for r in every if r["index"] in (199, 113, 232, 211)] + [every[0]]
+    # The last output is the baseline's own: a draw (1.5) that AlpacaEval never sends to the judge.
+    outputs = ["Test", "", "It is a fruit.", "It is an abstract data type (ADT).", every[0]["answer"]]
     store = Store(tmp_path / "store")
     s = J.score("alpaca_eval", Option.from_cfg(cfg.judge), store, rows, outputs, source=source, max_usd=None, seed=0)
     d = s.details
     assert d["sent"] == 4 and d["unparsed"] == 0 and d["no_logprobs"] == 0 and d["cost_usd"] == 0.0
-    assert 0.0 <= s.score <= 100.0 and 0.0 <= d["win_rate"] <= 100.0 and len(s.won) == 4
+    assert 0.0 <= s.score <= 100.0 and 0.0 <= d["win_rate"] <= 100.0 and len(s.won) == 5 and not s.won[-1]
     records = [json.loads(line) for line in next((store.root).rglob("*.jsonl")).read_text().splitlines()]
     assert all({t["token"] for t in r["top_logprobs"]} & {"m", "M"} for r in records)
     again = J.score("alpaca_eval", Option.from_cfg(cfg.judge), store, rows, outputs, source=source, max_usd=None, seed=0)

@@ -5,6 +5,7 @@ YAML that names it; `get_domain` imports it from the YAML's `_target_`, so a use
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from types import ModuleType
 from typing import Protocol
@@ -26,7 +27,9 @@ class Domain(Protocol):
     # SCORER_VERSION: int, only where the YAML says `scorer: domain` (its own score_many); Agora's scorers carry theirs
 
     def load(self, name: str, split: str, source: dict, limit: int | None, seed: int) -> list[dict]: ...
-    def validate(self, instruction: str, response: str) -> str | None: ...
+    # Why a generated example is dropped (None: kept). `rules="original"` (validation.rules, experiment=agorabench)
+    # asks for the original's domain checks only; the stage adds its placeholders and the length check itself.
+    def validate(self, instruction: str, response: str, rules: str = "agora") -> str | None: ...
     def score(self, benchmark: str, completion: str, row: dict) -> bool: ...
     def score_many(self, benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]: ...
 
@@ -61,3 +64,11 @@ def package_text(target: str, *parts: str) -> str | None:
 
     f = resources.files(target).joinpath(*parts)
     return f.read_text(encoding="utf-8") if f.is_file() else None
+
+
+def forbidden_anywhere(text: str, words: Iterable[str]) -> str | None:
+    """The first of `words` that occurs anywhere in `text`, ignoring case; None when none does. The original's
+    validators (neulab/data-agora, core/validators.py) drop a response that holds any of its placeholders or
+    triggers this way: mid-line, in any case, inside code or prose alike."""
+    low = text.lower()
+    return next((w for w in words if w.lower() in low), None)

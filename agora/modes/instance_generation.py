@@ -20,6 +20,7 @@ from agora.modes import (ParseError, Template, cut_end, gbnf, json_constraint, j
 JSON_KEYS = ("input", "output")   # the JSON format's object (`json_schema(JSON_KEYS)`)
 ORIGINAL_JSON_KEYS = ("instruction", "response")   # the object the original's JSON files ask for
 ANSWER_KEY = "output"
+TRIGGERS = ("INPUT:", "OUTPUT:")   # what the reply is read by: the original's triggers, forbidden in a response
 FORMAT_INSTRUCTIONS = {
     "free_form": "- Do not greet or comment: write the new example only.\n"
                  "- Write the new INPUT after `INPUT:`, then a new line that starts with `OUTPUT:` followed by its "

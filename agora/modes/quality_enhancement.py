@@ -12,6 +12,7 @@ from agora.modes import (ParseError, Template, cut_end, gbnf, json_constraint, j
 
 JSON_KEYS = ("revised_question", "revised_answer")   # the JSON format's object (`json_schema(JSON_KEYS)`)
 ANSWER_KEY = "revised_answer"
+TRIGGERS = ("Revised Question:", "Revised Answer:")   # the original's triggers, forbidden in a response
 FORMAT_INSTRUCTIONS = {
     "free_form": "- Do not greet or comment: write one revised pair only.\n"
                  "- Write `Revised Question:` followed by the revised question, then a new line that starts with "

@@ -9,6 +9,7 @@ from agora.modes import (ParseError, Template, cut_end, gbnf, json_constraint, j
 
 JSON_KEYS = ("output",)   # the JSON format's object (`json_schema(JSON_KEYS)`)
 ANSWER_KEY = "output"
+TRIGGERS = ("INPUT:", "OUTPUT:")   # what the reply is read by: the original's triggers, forbidden in a response
 FORMAT_INSTRUCTIONS = {
     "free_form": "- Do not greet or comment: write the response only.\n"
                  "- Write the response after `OUTPUT:`, then `[END]` on a line of its own.",

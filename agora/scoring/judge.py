@@ -19,15 +19,21 @@ AlpacaEval 2.0 (`alpaca-eval` 0.6.6, annotator `weighted_alpaca_eval_gpt4_turbo`
 Arena-Hard-Auto v0.1 (lmarena/arena-hard-auto at its v0.1 release):
 - each pair is judged twice, the baseline first as "Assistant A", then swapped; the judge reasons, answers the
   prompt itself, and ends with a verdict label [[A>>B]], [[A>B]], [[A=B]], [[B>A]] or [[B>>A]];
-- temperature 0, up to 4,096 tokens; a judgment with no label is continued once ("finish with a verdict"),
-  one with two different labels is dropped;
+- temperature 0, up to 4,096 tokens; a judgment with no label is continued once, in the same conversation (the
+  original's `number_of_judgment_attempts: 2`; the request to go on is Agora's sentence), and the label is read
+  from both turns together; one with two different labels is dropped;
 - a strong verdict counts as 3 battles, a slight one as 1, a tie as half a win; the score is the Bradley–Terry
-  win rate against the baseline, with a 95% interval from 100 bootstrap resamples of the battles.
-- The judge's system prompt here is Agora's paraphrase of the original, with the same instructions in the same
-  order; `eval.arena_hard_prompt=PATH` runs any other text (for example the original's) instead.
+  win rate against the baseline, and its 95% interval comes from 100 bootstrap resamples of the battles drawn as
+  `show_result.py` draws them (numpy's global generator seeded 42, percentiles on the Elo scale), so one model's
+  judgments give the original's numbers (`arena_hard_leaderboard` fits several models as the leaderboard does).
+- The judge's prompt is `eval.arena_hard_prompt`: `original` reads the system prompt and the template from the
+  user's checkout of arena-hard-auto v0.1 (`config/judge_config.yaml`, hash-checked, `originals.arena_hard_auto`);
+  `agora` (or null) is Agora's paraphrase, the same instructions in the same order in our words; PATH is a text
+  file with another system prompt. Its sha256 is part of the evaluation's key.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -35,14 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from agora import AgoraError
+from agora import AgoraError, originals
 from agora.engine.cache import RequestCache, request_key
 from agora.engine.ledger import Ledger
 from agora.engine.option import Option
 from agora.engine.runner import Request, Sampling
 from agora.store import Store, digest
 
-VERSION = 2
+# 3: AlpacaEval scores identical outputs 1.5 without asking the judge (as the package does); Arena-Hard's
+# continuation is Agora's sentence. Requests keep `_REQUEST_VERSION`: a judge's answer to the same messages is the
+# same answer, so a rerun pays nothing again.
+VERSION = 3
+_REQUEST_VERSION = 2
 JUDGED = {"alpaca_eval", "arena_hard"}
 
 # ---------------------------------------------------------------- AlpacaEval 2.0
@@ -105,6 +115,39 @@ def alpaca_annotations(rows: list[dict], outputs: list[str], prefs: list[float |
             for r, o, p in zip(rows, outputs, prefs)]
 
 
+def alpaca_win_rate(annotations: list[dict]) -> dict[str, float]:
+    """AlpacaEval 2.0's leaderboard columns that need no GLM: `win_rate` (mean of preference - 1, %),
+    `standard_error` (its standard error, %), `n_wins`, `n_wins_base`, `n_draws`, `n_total` and
+    `discrete_win_rate`, by the package's own scoring rules."""
+    from alpaca_eval.metrics.winrate import get_winrate
+
+    return get_winrate(annotations)
+
+
+def alpaca_fixed_preference(baseline: str, output: str) -> float | None:
+    """The preference AlpacaEval sets without a judge: 1.5 (a draw) when the two outputs are the same text, as its
+    `PairwiseAnnotator` does before any request; None: the judge decides."""
+    return 1.5 if output == baseline else None
+
+
+def lc_from_weights(weights: dict[str, float], instruction_difficulty) -> float:
+    """The length-controlled win rate (%) of a model whose GLM `length_controlled_v1` was fitted already: the mean
+    over the 805 instructions of logistic(w_baseline + w_difficulty * difficulty), the length term at zero.
+
+    `weights` is the model's row of the package's fitted-weights table
+    (`metrics/weights/<annotator>/length_controlled_v1/baseline_gpt4_1106_preview.csv`, whose baseline row is 0),
+    `instruction_difficulty` the 805 values of the hub's instruction_difficulty.csv; the package's
+    `predict_winrate` reads the same two tables.
+    """
+    import numpy as np
+
+    d = np.asarray(instruction_difficulty, dtype=float)
+    if d.shape != (805,):
+        raise AgoraError(f"instruction_difficulty has {d.size} values; AlpacaEval's table has one per prompt (805)")
+    x = weights["not_gamed_baseline.astype(float)"] + weights["instruction_difficulty"] * d
+    return float(np.mean(np.exp(-np.logaddexp(0, -x))) * 100)
+
+
 def lc_win_rate(annotations: list[dict], df_gamed) -> dict[str, float]:
     """AlpacaEval 2.0's metrics for one model: `win_rate` and `length_controlled_winrate` (%), and more.
 
@@ -114,10 +157,9 @@ def lc_win_rate(annotations: list[dict], df_gamed) -> dict[str, float]:
     """
     import pandas as pd
     from alpaca_eval.metrics import glm_winrate as glm
-    from alpaca_eval.metrics.winrate import get_winrate
 
     info = glm.GLM_INFO[ALPACA_GLM]
-    metrics = get_winrate(annotations)
+    metrics = alpaca_win_rate(annotations)
     df = pd.DataFrame(annotations).reset_index()
     gamed = df_gamed.drop(columns=["model"])
     difficulty = gamed.drop_duplicates("index")["instruction_difficulty"]
@@ -193,9 +235,12 @@ ARENA_SYSTEM = (
 ARENA_USER = ("<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n{answer_a}\n"
               "<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n"
               "<|The End of Assistant B's Answer|>")
-ARENA_CONTINUE = "Continue your judgment and end it with a final verdict label."
+# Sent when a judgment ends with no label. The original asks in its own words (gen_judgment.py, not a config file);
+# this sentence is ours.
+ARENA_CONTINUE = "You stopped before giving a verdict. Go on from where you stopped, and end with one of the five labels."
 ARENA_LABEL = re.compile(r"\[\[([AB<>=]+)\]\]")
 ARENA_MAX_TOKENS, ARENA_ATTEMPTS, ARENA_STRONG_WEIGHT, ARENA_ROUNDS = 4096, 2, 3, 100
+ARENA_JUDGE_CONFIG = "config/judge_config.yaml"   # in arena-hard-auto v0.1: the judge's prompts and settings
 # What a label says about the model, when it is assistant B (game 1) or assistant A (game 2): (outcome, battles)
 _AS_B = {"A>>B": (0.0, 3), "A>B": (0.0, 1), "A=B": (0.5, 1), "B>A": (1.0, 1), "B>>A": (1.0, 3)}
 _AS_A = {"A>>B": (1.0, 3), "A>B": (1.0, 1), "A=B": (0.5, 1), "B>A": (0.0, 1), "B>>A": (0.0, 3)}
@@ -232,29 +277,112 @@ def bradley_terry_win_rate(battles: list[float]) -> float:
     return 100.0 * sum(battles) / len(battles)
 
 
+def arena_judgment_battles(records: list[dict]) -> list[tuple[str, float]]:
+    """(model, outcome) battles from judgment records in v0.1's format (`model_judgment/<judge>/<model>.jsonl`:
+    `model` and two `games`, each with its `score` label), in the order `show_result.py` builds them: record by
+    record, game 1 then game 2, a strong verdict repeated."""
+    return [(r["model"], outcome) for r in records
+            for outcome in arena_battles([(r["games"][0].get("score"), r["games"][1].get("score"))])]
+
+
+def arena_hard_leaderboard(battles: list[tuple[str, float]], *, rounds: int = ARENA_ROUNDS,
+                           seed: int = 42) -> dict[str, tuple[float, float, float]]:
+    """(score, 2.5th, 97.5th percentile) in % for each model, fitted jointly against the baseline as
+    arena-hard-auto v0.1's `show_result.py` fits them.
+
+    Every battle is a model against the baseline, so the joint Bradley–Terry likelihood falls apart into one factor
+    per model and each model's fitted win rate is its mean outcome; what couples the models is the bootstrap, which
+    resamples all battles at once. So the rounds draw indices into the whole list in its order with numpy's legacy
+    generator (`np.random.seed(seed)`, then `DataFrame.sample(frac=1, replace=True)` each round, i.e.
+    `choice(n, n)`), take each model's percentiles on the Elo scale (400 · log10 odds) as the original does, and
+    turn them back into win rates. The original rounds each number to 2 decimals; these are not rounded.
+    """
+    import numpy as np
+
+    if not battles:
+        return {}
+    names = list(dict.fromkeys(m for m, _ in battles))
+    owner = np.array([names.index(m) for m, _ in battles])
+    outcome = np.array([o for _, o in battles], dtype=float)
+
+    def elo(idx: np.ndarray) -> np.ndarray:   # one per model; a model with no battle in a resample counts as even
+        wins = np.bincount(owner[idx], weights=outcome[idx], minlength=len(names))
+        n = np.bincount(owner[idx], minlength=len(names))
+        p = np.clip(np.divide(wins, n, out=np.full(len(names), 0.5), where=n > 0), 1e-12, 1 - 1e-12)
+        return 400 * np.log10(p / (1 - p))
+
+    rng = np.random.RandomState(seed)
+    boot = np.array([elo(rng.choice(len(outcome), size=len(outcome), replace=True)) for _ in range(rounds)])
+    point = elo(np.arange(len(outcome)))
+
+    def rate(e: float) -> float:
+        return float(100 / (1 + 10 ** (-e / 400)))
+
+    return {m: (rate(point[k]), rate(np.percentile(boot[:, k], 2.5)), rate(np.percentile(boot[:, k], 97.5)))
+            for k, m in enumerate(names)}
+
+
 def bootstrap_interval(battles: list[float], *, rounds: int = ARENA_ROUNDS, seed: int = 42) -> tuple[float, float]:
-    """95% interval (2.5th and 97.5th percentiles) of the win rate over `rounds` resamples of the battles."""
+    """95% interval (%) of one model's win rate against the baseline, as `show_result.py` gives it for a judgments
+    folder that holds this model only (`arena_hard_leaderboard`)."""
     if not battles:
         return float("nan"), float("nan")
-    rng = random.Random(seed)
-    rates = sorted(bradley_terry_win_rate(rng.choices(battles, k=len(battles))) for _ in range(rounds))
+    _, lo, hi = arena_hard_leaderboard([("model", b) for b in battles], rounds=rounds, seed=seed)["model"]
+    return lo, hi
 
-    def pct(q: float) -> float:   # linear interpolation, as numpy.percentile
-        pos = q / 100 * (len(rates) - 1)
-        lo, hi = math.floor(pos), math.ceil(pos)
-        return rates[lo] + (rates[hi] - rates[lo]) * (pos - lo)
 
-    return pct(2.5), pct(97.5)
+@dataclass(frozen=True)
+class ArenaPrompt:
+    """Arena-Hard's judge prompt: the system message, the user template (`{question_1}`, `{answer_1}` the first
+    assistant's, `{answer_2}` the second's, as v0.1's config names them), and where it came from."""
+    name: str                  # agora | original | the file's path
+    system: str
+    template: str
+    sha256: str | None = None  # of the file it was read from; None: Agora's own text (versioned by VERSION)
+
+    def user(self, question: str, answer_a: str, answer_b: str) -> str:
+        return self.template.format(question_1=question, answer_1=answer_a, answer_2=answer_b)
+
+
+def arena_prompt(choice: str | None, checkout: str | None = None) -> ArenaPrompt:
+    """`eval.arena_hard_prompt` resolved, before any cost: `agora` or null (Agora's paraphrase), `original` (v0.1's
+    config/judge_config.yaml from the checkout `originals.arena_hard_auto`, hash-checked), or a text file with the
+    judge's system prompt. Every failure is one line that names both ways out."""
+    template = ARENA_USER.replace("{question}", "{question_1}").replace("{answer_a}", "{answer_1}") \
+        .replace("{answer_b}", "{answer_2}")
+    if choice is None or str(choice) == "agora":
+        return ArenaPrompt("agora", ARENA_SYSTEM, template)
+    if str(choice) == "original":
+        import yaml
+
+        try:
+            text, sha = originals.read(originals.ARENA_HARD_AUTO, checkout, ARENA_JUDGE_CONFIG)
+        except AgoraError as e:
+            raise AgoraError(f"eval.arena_hard_prompt=original: {e}; or eval.arena_hard_prompt=agora runs Agora's "
+                             f"paraphrase of the judge prompt (a named deviation)") from None
+        config = yaml.safe_load(text)   # hash-checked above: v0.1's one-template, pairwise config
+        return ArenaPrompt("original", config["system_prompt"], config["prompt_template"][0], sha)
+    path = Path(str(choice)).expanduser()
+    if not path.is_file():
+        raise AgoraError(f"eval.arena_hard_prompt={choice}: no such file; the choices are original (v0.1's judge "
+                         f"config, from {originals.ARENA_HARD_AUTO.key}), agora (Agora's paraphrase) or a text file "
+                         f"with the judge's system prompt")
+    raw = path.read_bytes()
+    return ArenaPrompt(str(path), raw.decode("utf-8"), template, hashlib.sha256(raw).hexdigest())
 
 
 def arena_system_prompt(path: str | None) -> str:
-    """Arena-Hard's judge system prompt: Agora's paraphrase, or the text file at `path` (eval.arena_hard_prompt)."""
-    if not path:
-        return ARENA_SYSTEM
-    p = Path(str(path)).expanduser()
-    if not p.is_file():
-        raise AgoraError(f"eval.arena_hard_prompt={path}: no such file (the judge's system prompt as plain text)")
-    return p.read_text()
+    """The judge's system prompt for `eval.arena_hard_prompt` (see `arena_prompt`)."""
+    return arena_prompt(path).system
+
+
+def judge_spec(provider: str, model: str, arena: ArenaPrompt | None) -> dict:
+    """What of the judge goes into an evaluation's key: the judge model, this module's VERSION and, where Arena-Hard
+    is judged with a prompt read from a file, that file's name and sha256."""
+    spec = {"provider": provider, "model": model, "version": VERSION}
+    if arena is not None and arena.sha256 is not None:
+        spec["arena_hard_prompt"] = {"name": arena.name, "sha256": arena.sha256}
+    return spec
 
 
 # ---------------------------------------------------------------- running the judge
@@ -291,8 +419,11 @@ def judge_alpaca_eval(judge: Option, store: Store, rows: list[dict], outputs: li
     kw = config["completions_kwargs"]
     j = _Judge(judge, store, max_usd)
     swapped = [random.Random(f"{seed}-alpaca-{r['id']}").random() < 0.5 for r in rows]
-    conversations = [alpaca_messages(template, r["question"], *((o, r["answer"]) if s else (r["answer"], o)))
-                     for r, o, s in zip(rows, outputs, swapped)]
+    fixed = [alpaca_fixed_preference(r["answer"], o) for r, o in zip(rows, outputs)]
+    ask = [i for i, f in enumerate(fixed) if f is None]
+    conversations = [alpaca_messages(template, rows[i]["question"],
+                                     *((outputs[i], rows[i]["answer"]) if swapped[i] else (rows[i]["answer"], outputs[i])))
+                     for i in ask]
     # Logprobs exist on the OpenAI protocol only; another provider's judge (Anthropic) is read from its one token.
     extra = {"logprobs": bool(kw.get("logprobs")), "top_logprobs": int(kw.get("top_logprobs") or 5)} \
         if judge.provider == "openai" else {}
@@ -300,11 +431,15 @@ def judge_alpaca_eval(judge: Option, store: Store, rows: list[dict], outputs: li
         extra["grammar"] = 'root ::= "m" | "M"'
     sampling = Sampling(temperature=float(kw["temperature"]), top_p=1.0, max_tokens=int(kw["max_tokens"]),
                         stop=None, response_format=None, extra_body=extra or None)
-    skey = {"judge": f"alpaca_eval:{ALPACA_ANNOTATOR}", "judge_version": VERSION, "extra": extra,
+    skey = {"judge": f"alpaca_eval:{ALPACA_ANNOTATOR}", "judge_version": _REQUEST_VERSION, "extra": extra,
             "temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
-    records = j.run(conversations, sampling, skey, f"judge {judge.name} alpaca_eval")
+    records = dict(zip(ask, j.run(conversations, sampling, skey, f"judge {judge.name} alpaca_eval")))
     prefs, unparsed, no_logprobs = [], 0, 0
-    for rec, s in zip(records, swapped):
+    for i, s in enumerate(swapped):
+        if fixed[i] is not None:
+            prefs.append(fixed[i])
+            continue
+        rec = records[i]
         p = alpaca_preference(rec)
         if p is None:
             unparsed += 1
@@ -319,20 +454,21 @@ def judge_alpaca_eval(judge: Option, store: Store, rows: list[dict], outputs: li
 
 
 def judge_arena_hard(judge: Option, store: Store, rows: list[dict], outputs: list[str], *,
-                     max_usd: float | None, seed: int, arena_prompt: str | None = None) -> Score:
+                     max_usd: float | None, seed: int, prompt: ArenaPrompt | None = None) -> Score:
     j = _Judge(judge, store, max_usd)
-    system = arena_system_prompt(arena_prompt)
+    prompt = prompt or arena_prompt(None)
+    system = prompt.system
     extra = {"grammar": 'root ::= "My final verdict is: [[" ("A>>B" | "A>B" | "A=B" | "B>A" | "B>>A") "]]"'} \
         if judge.constrain else None   # the embedded smoke judge cannot write a judgment; it gives a label
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=ARENA_MAX_TOKENS, stop=None, response_format=None,
                         extra_body=extra)
-    skey = {"judge": "arena_hard:v0.1", "judge_version": VERSION, "system": digest(system), "extra": extra,
+    skey = {"judge": "arena_hard:v0.1", "judge_version": _REQUEST_VERSION, "system": digest(system), "extra": extra,
             "max_tokens": ARENA_MAX_TOKENS}
     games = []   # per row: game 1 (baseline is A), game 2 (model is A)
     for r, o in zip(rows, outputs):
         for a, b in ((r["answer"], o), (o, r["answer"])):
             games.append([{"role": "system", "content": system},
-                          {"role": "user", "content": ARENA_USER.format(question=r["question"], answer_a=a, answer_b=b)}])
+                          {"role": "user", "content": prompt.user(r["question"], a, b)}])
     judgments = [""] * len(games)
     pending = list(range(len(games)))
     for attempt in range(ARENA_ATTEMPTS):
@@ -360,11 +496,11 @@ def judge_arena_hard(judge: Option, store: Store, rows: list[dict], outputs: lis
 
 
 def score(benchmark: str, judge: Option, store: Store, rows: list[dict], outputs: list[str], *,
-          source: dict, max_usd: float | None, seed: int, arena_prompt: str | None = None) -> Score:
+          source: dict, max_usd: float | None, seed: int, arena: ArenaPrompt | None = None) -> Score:
     """The benchmark's headline score for one model's outputs, judged against the rows' baseline `answer`s
-    (`arena_prompt`: a file with Arena-Hard's judge system prompt; None: Agora's paraphrase)."""
+    (`arena`: Arena-Hard's judge prompt, from `arena_prompt`; None: Agora's paraphrase)."""
     if benchmark == "alpaca_eval":
         return judge_alpaca_eval(judge, store, rows, outputs, source=source, max_usd=max_usd, seed=seed)
     if benchmark == "arena_hard":
-        return judge_arena_hard(judge, store, rows, outputs, max_usd=max_usd, seed=seed, arena_prompt=arena_prompt)
+        return judge_arena_hard(judge, store, rows, outputs, max_usd=max_usd, seed=seed, prompt=arena)
     raise AgoraError(f"no judge for benchmark {benchmark!r}; judged: {sorted(JUDGED)}")

@@ -33,8 +33,10 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
     chat = {"template": cfg.student.chat_template, "system_prompt": cfg.domain.system_prompt}
     spec = {"model": model_key, "fewshot": len(fewshot), "chat_format": chat, **eval_spec(cfg, sorted(benchmarks))}
     judged = {b for b in benchmarks if scoring_of(cfg, b)[1] == "judge"}
-    if judged:   # the judge decides these scores, so it is part of their key
-        spec["judge"] = {"provider": cfg.judge.provider, "model": cfg.judge.model, "version": judging.VERSION}
+    arena = judging.arena_prompt(cfg.eval.arena_hard_prompt, cfg.originals.arena_hard_auto) \
+        if "arena_hard" in judged else None
+    if judged:   # the judge decides these scores, so it is part of their key (with a prompt file's sha256)
+        spec["judge"] = judging.judge_spec(cfg.judge.provider, cfg.judge.model, arena)
     out = store.eval_dir(label, digest(spec))
     if store.exists(out):
         print(f"evaluate: {label} cache hit {out}")
@@ -52,7 +54,7 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
         if bench in judged:   # AlpacaEval 2.0 LC win rate / Arena-Hard win rate, as their authors score them
             source = OmegaConf.to_container(cfg.domain.sources[bench], resolve=True)
             v = judging.score(bench, Option.from_cfg(cfg.judge), store, rows, outs, source=source,
-                              max_usd=cfg.budget.max_usd, seed=cfg.seed, arena_prompt=cfg.eval.arena_hard_prompt)
+                              max_usd=cfg.budget.max_usd, seed=cfg.seed, arena=arena)
             ok, accuracy[bench] = v.won, v.score
             print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: {v.score:.1f} "
                   + ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.details.items()))

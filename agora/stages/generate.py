@@ -111,6 +111,8 @@ async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_k
     client = option.client(base_url, api_key)
     send = _sender(option, client, s, cache, ledger, health)
     progress = Progress(ledger, f"generate {g.name}")
+    check = checker(cfg.validation.rules, domain, forbidden_strings(mode, template),
+                    None if cfg.validation.max_tokens is None else _too_long(cfg, int(cfg.validation.max_tokens)))
 
     def request(j: int, attempt: int | None = None) -> Request:
         """The request for position j; `attempt` (paired modes) is the how-many-th try of j's instruction."""
@@ -126,7 +128,7 @@ async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_k
 
         def take(j: int, r) -> None:
             if r.error != CAP_MESSAGE:   # a request the cap kept from being sent is not a drop
-                landed.append((j, *_sort(r, mode, domain, fmt)))
+                landed.append((j, *_sort(r, mode, check, fmt)))
 
         try:
             await send(reqs, progress, take)
@@ -258,7 +260,76 @@ async def _paired_rounds(request, send_round, refine, plan: dict, kept: list[dic
             break
 
 
-def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
+# The original's placeholders (run.py's `placeholder_formats` at d7e66e1; the stop phrase among them), which its
+# validators forbid anywhere in a response, in any case, beside each mode's triggers (`TRIGGERS`: `INPUT:`/`OUTPUT:`,
+# QE's `Revised Question:`/`Revised Answer:`) and, where an opening word is drawn, `<first_word>`.
+ORIGINAL_PLACEHOLDERS = ("<input@>", "<output@>", "<input>", "<output>", "[END]", "<input_theme>")
+VALIDATION_RULES = ("agora", "original")
+
+
+def forbidden_strings(mode, template) -> tuple[str, ...]:
+    """What `validation.rules=original` forbids in a response of this mode and meta-prompt."""
+    return (*ORIGINAL_PLACEHOLDERS, *mode.TRIGGERS, *(("<first_word>",) if "first_word" in template.placeholders else ()))
+
+
+def checker(rules: str, domain, forbidden: tuple[str, ...], too_long=None):
+    """Why a parsed example is dropped (None: kept): the domain's checks under `rules`; under `original` also the
+    original's placeholders and triggers anywhere in the response (`placeholder`); then, when `too_long` is given,
+    its length (`too_long`), so an overlong example is made up for here rather than lost at SFT."""
+    from agora.domains import forbidden_anywhere
+
+    def check(instruction: str, response: str) -> str | None:
+        if rules == "agora":
+            why = domain.validate(instruction, response)
+        else:
+            why = domain.validate(instruction, response, rules=rules)
+            if why is None and forbidden_anywhere(response, forbidden):
+                why = "placeholder"
+        if why is None and too_long is not None and too_long(instruction, response):
+            why = "too_long"
+        return why
+    return check
+
+
+def check_validation(cfg: DictConfig, domain) -> None:
+    """`validation.*`, checked before anything is sent."""
+    import inspect
+
+    v = cfg.validation
+    if v.rules not in VALIDATION_RULES:
+        raise AgoraError(f"validation.rules={v.rules}; known: {', '.join(VALIDATION_RULES)}")
+    if v.rules != "agora" and "rules" not in inspect.signature(domain.validate).parameters:
+        raise AgoraError(f"validation.rules={v.rules}, but domain={cfg.domain.name}'s validate() takes no `rules` "
+                         "argument (agora/domains/__init__.py, `Domain`); use validation.rules=agora")
+    if v.max_tokens is not None and (isinstance(v.max_tokens, bool) or not isinstance(v.max_tokens, int)
+                                     or v.max_tokens < 1):
+        raise AgoraError(f"validation.max_tokens={v.max_tokens}: a number of student tokens (e.g. "
+                         "${train.max_len}), or null for no length check")
+
+
+def _too_long(cfg: DictConfig, max_tokens: int):
+    """Whether an example is over `max_tokens` student tokens, counted as SFT counts it (`agora.train.data`: the
+    student's chat format and the cell's system prompt), so that no kept example is dropped there. The tokenizer
+    loads on the first example checked."""
+    from functools import cache
+
+    from agora.chat import load_tokenizer
+    from agora.train.data import encode_example
+    from agora.train.student import student_folder
+
+    @cache
+    def tokenizer():
+        path = student_folder(cfg.student, Store(cfg.store_dir).models_dir())
+        return load_tokenizer(path, cfg.student.chat_template)
+
+    system = cfg.domain.system_prompt
+
+    def too_long(instruction: str, response: str) -> bool:
+        return encode_example(tokenizer(), instruction, response, system, max_tokens) is None
+    return too_long
+
+
+def _sort(r, mode, check, fmt: str) -> tuple[dict, bool]:
     """A finished request as (row, kept?): the example, or the drop with its reason."""
     idx = r.request.meta["index"]
     base = {"index": idx, "request_key": r.request.key,   # a paired drop names its instruction and attempt
@@ -273,7 +344,7 @@ def _sort(r, mode, domain, fmt: str) -> tuple[dict, bool]:
         instruction, response = mode.parse(text, fmt, r.request.meta)
     except ParseError as e:
         return {**base, "reason": f"parse_{e}", "text": text}, False
-    why = domain.validate(instruction, response)
+    why = check(instruction, response)
     if why:
         return {**base, "reason": why, "text": text}, False
     meta = {k: v for k, v in r.request.meta.items() if k not in ("index", "instruction")}
@@ -309,8 +380,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     if cfg.domain_mode is None and not controls.is_control(cfg.generator.provider):
         raise AgoraError(f"no seeds are defined for domain={cell.domain} mode={cell.mode} "
                          f"(domain.modes.{cell.mode} in its YAML)")
-    get_domain(cfg.domain._target_)
-    template = load_template(cfg.domain._target_, cell.mode, cfg.mode.template)
+    check_validation(cfg, get_domain(cfg.domain._target_))
+    template = cell_template(cfg)
     spec = data_spec(cfg, template)
     key = digest(spec)
     out = store.data_dir(cell, key)

@@ -172,12 +172,16 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     return rows
 
 
-def validate(instruction: str, response: str) -> str | None:
-    """Why a generated example is dropped (None: kept): the original AgoraBench checks for this domain."""
+def validate(instruction: str, response: str, rules: str = "agora") -> str | None:
+    """Why a generated example is dropped (None: kept). `agora`: no placeholder, and no meta-prompt marker at a line
+    start, in either text. `original` (neulab/data-agora's GeneralValidator): nothing beyond the stage's checks, which
+    forbid the original's placeholders and triggers anywhere in the response, in any case, and its length."""
     if not instruction.strip():
         return "empty_instruction"
     if not response.strip():
         return "empty_response"
+    if rules == "original":
+        return None
     for text in (instruction, response):
         if PLACEHOLDER_RE.search(text):
             return "placeholder"
