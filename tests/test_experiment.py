@@ -59,7 +59,8 @@ def test_generator_sampling_and_prices():
 
 def test_generation_protocol(cfg):
     assert cfg.budget.max_attempts_factor == 10   # the original tries an instruction 10 times, then drops it
-    assert cfg.mode.template is None and cfg.prompt_format.response_format is None   # packaged prompts, no enforcing
+    assert cfg.mode.template is None and cfg.prompt_format.response_format is None   # no file override, no enforcing
+    assert cfg.mode.prompts == "original"   # the original's meta-prompts and system message (tests/test_original_prompts)
     ig = compose_cfg("generate", ["experiment=agorabench", "mode=instance_generation"])
     assert (ig.mode.n_demos, ig.mode.demos_from_generations) == (3, 1)   # 2 seeds + 1 earlier generation
     assert ig.domain_mode.max_seed_tokens == 4096

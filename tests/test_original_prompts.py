@@ -194,7 +194,8 @@ def test_a_checkout_changed_by_one_byte_stops_before_any_cost(tmp_path, path):
 def examples(prompt: str) -> list[str]:
     """The output-format examples of one of Agora's prompts: the body of each `## ... Example ... of the output
     format` section."""
-    return re.findall(r"^## (?:[\d-]+[a-z]?\. )?Example (?:\d )?of the output format\n(.*?)(?=\n\n## )", prompt, re.M | re.S)
+    return re.findall(r"^## (?:[\d-]+[a-z]?\. )?Example (?:\d )?of the output format\n(.*?)(?=\n\n## )", prompt,
+                      re.M | re.S)
 
 
 def own(domain: str, mode: str, i: int = 0) -> str:
