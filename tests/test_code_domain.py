@@ -60,7 +60,8 @@ def test_mbpp_splits_follow_the_task_id_convention_and_sanitized_loads_too():
     source = {"local": str(MBPP_FILE)}
     train, test = code.load("mbpp", "train", source, None, 0), code.load("mbpp", "test", source, None, 0)
     assert len(train) == 374 and not {r["question"] for r in train} & {r["question"] for r in test}
-    assert "Your code should pass this test:\nassert " in train[0]["question"]
+    assert train[0]["question"].startswith('"""\nWrite a function') and "\nassert " in train[0]["question"]
+    assert test[0]["question"].startswith("Please provide a self-contained Python script")   # a benchmark: EvalPlus's
     sanitized = code.load("mbpp", "test", {"local": str(SHARED_DATA / "mbpp" / "sanitized-mbpp.json")}, None, 0)
     assert 0 < len(sanitized) < 500 and all(code.score("mbpp", r["solution"], r) for r in sanitized[:10])
 

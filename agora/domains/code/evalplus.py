@@ -15,8 +15,11 @@ What differs from EvalPlus, and why:
 - The canonical solution runs inside the same sandbox, right before the candidate on each input, instead of once
   in the harness process with its outputs cached. Nothing the data set ships is executed outside the sandbox,
   and its timing is measured on the same machine under the same limits as the candidate's.
-- The per-task wall clock is Agora's sandbox timeout (`TIMEOUT_S`, which covers both solutions on both test
-  sets) rather than EvalPlus's min(60 s, sum of limits) per test set.
+- The wall clock of each test set's run is Agora's sandbox timeout (`TIMEOUT_S`, both solutions on that set)
+  rather than EvalPlus's min(60 s, sum of limits) + 1 s.
+As in EvalPlus, the candidate is the sanitised completion (agora/domains/code/sanitize.py), never the prompt plus
+the completion, and base and plus are two runs: base pass@1, and plus pass@1 (base and plus both pass), which is
+the score the paper reports as HumanEval+ / MBPP+.
 
 The data: EvalPlus's own release files, the versions the `evalplus` 0.3.1 package pins (HumanEvalPlus v0.1.10,
 MbppPlus v0.2.0). The `evalplus` package ships no data (it downloads these at run time) and pulls in
@@ -105,13 +108,13 @@ def read_records(path: Path) -> list[dict]:
     return out
 
 
-def load(name: str, source: dict, limit: int | None, seed: int, *, fence, humaneval_question: str,
-         mbpp_question) -> list[dict]:
-    """The benchmark's rows (a test set: there is no other split), `limit` of them drawn with `seed`."""
+def load(name: str, source: dict, limit: int | None, seed: int, *, fence, question) -> list[dict]:
+    """The benchmark's rows (a test set: there is no other split), `limit` of them drawn with `seed`; `question`
+    turns a task's own prompt into what the student is asked."""
     path = data_file(name, source)
     records = read_records(path)
     check_records(path, records)
-    rows = [to_row(name, r, fence, humaneval_question, mbpp_question) for r in records]
+    rows = [to_row(name, r, fence, question) for r in records]
     return random.Random(seed).sample(rows, limit) if limit is not None and limit < len(rows) else rows
 
 
@@ -161,18 +164,18 @@ def _mbpp_statement(prompt: str) -> tuple[str, str]:
     return "\n".join(lines[:first_assert]).strip(), "\n".join(lines[first_assert:]).strip()
 
 
-def to_row(name: str, r: dict, fence, humaneval_question: str, mbpp_question) -> dict:
-    """An Agora benchmark row; `answer` keeps the original tests for reading, the EvalPlus fields do the scoring."""
+def to_row(name: str, r: dict, fence, question) -> dict:
+    """An Agora benchmark row; `answer` keeps the original tests for reading, the EvalPlus fields do the scoring.
+    The question wraps the task's own prompt (EvalPlus codegen strips it and adds one newline)."""
     base, plus = r["base_input"], r["plus_input"]
     if name == "mbpp_plus":
         base, plus = mbpp_inputs(r["task_id"], base), mbpp_inputs(r["task_id"], plus)
-        text, test = _mbpp_statement(r["prompt"])
-        row = {"question": mbpp_question(text, test), "solution": fence(r["canonical_solution"]),
-               "answer": (r.get("assertion") or test).strip() + "\n"}
+        _, test = _mbpp_statement(r["prompt"])
+        row = {"solution": fence(r["canonical_solution"]), "answer": (r.get("assertion") or test).strip() + "\n"}
     else:
-        row = {"question": humaneval_question.format(prompt=r["prompt"]),
-               "solution": fence(r["prompt"] + r["canonical_solution"]),
+        row = {"solution": fence(r["prompt"] + r["canonical_solution"]),
                "answer": (r.get("test") or "") + f"\n\ncheck({r['entry_point']})\n", "prompt": r["prompt"]}
+    row["question"] = question(r["prompt"].strip() + "\n")
     return {"id": r["task_id"], **row, "entry_point": r["entry_point"],
             "reference": r["prompt"] + r["canonical_solution"], "atol": float(r["atol"] or 0),
             "base_input": base, "plus_input": plus}
@@ -274,11 +277,16 @@ MBPP_SET_EQ = ("similar_elements", "find_char_long", "common_in_nested_lists", "
 MBPP_NOT_NONE = ("check_str", "text_match_three", "text_starta_endb")
 
 
-def tests_for(benchmark: str, row: dict, *, base_only: bool = False) -> str:
-    """The test code the sandbox runs after the candidate: differential testing against the canonical solution."""
+PARTS = {"base": ("base_input",), "plus": ("plus_input",)}   # EvalPlus checks each test set in a process of its own
+
+
+def tests_for(benchmark: str, row: dict, *, base_only: bool = False, part: str | None = None) -> str:
+    """The test code the sandbox runs after the candidate: differential testing against the canonical solution,
+    on one test set (`part`: base or plus, as EvalPlus runs them) or on base then plus (`part` None)."""
+    parts = PARTS[part] if part else ("base_input",) if base_only else ("base_input", "plus_input")
     job = {"entry_point": row["entry_point"], "kind": "mbpp" if benchmark == "mbpp_plus" else "humaneval",
            "atol": row["atol"], "reference": row["reference"], "base_input": row["base_input"],
-           "plus_input": row["plus_input"], "parts": ("base_input",) if base_only else ("base_input", "plus_input"),
+           "plus_input": row["plus_input"], "parts": parts,
            "min_s": MIN_TIME_S, "factor": TIME_FACTOR, "set_eq": MBPP_SET_EQ, "not_none": MBPP_NOT_NONE}
     blob = base64.b64encode(marshal.dumps(job)).decode()
     return (f"{HARNESS}\nimport marshal as __agora_marshal, binascii as __agora_binascii\n"
