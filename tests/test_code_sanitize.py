@@ -80,6 +80,8 @@ def test_base_and_plus_are_two_verdicts_and_plus_is_the_score(he):
     parts = code.score_parts("humaneval_plus", [f"```python\n{RIGHT}```", base_only, "no code"], [row] * 3)
     assert parts == {"base": [True, True, False], "plus": [True, False, False]}
     assert code.score_many("humaneval_plus", [base_only], [row]) == [False]
+    # what the evaluate stage logs: the score (plus, PGR's) and base beside it (eval/humaneval_plus/base/...)
+    assert code.score_details("humaneval_plus", [base_only], [row]) == ([False], {"base": [True]})
 
 
 def test_the_evaluation_prompt_is_evalplus_s(he, mb):

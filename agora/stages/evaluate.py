@@ -59,8 +59,12 @@ def score_model(cfg: DictConfig, store: Store, *, label: str, model_path: str, m
             print(f"evaluate: {label} {bench} judged by {cfg.judge.name}: {v.score:.1f} "
                   + ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.details.items()))
         else:
-            ok = domain.score_many(bench, outs, rows)
+            if hasattr(domain, "score_details"):   # the score and extra verdicts (EvalPlus's base beside plus)
+                ok, extra = domain.score_details(bench, outs, rows)
+            else:
+                ok, extra = domain.score_many(bench, outs, rows), {}
             accuracy[bench] = 100.0 * sum(ok) / max(len(ok), 1)
+            accuracy.update({f"{bench}/{k}": 100.0 * sum(v) / max(len(v), 1) for k, v in extra.items()})
         preds += [{"benchmark": bench, "id": r["id"], "gold": r["answer"], "output": o, "correct": c}
                   for r, o, c in zip(rows, outs, ok)]
     with store.write(out, {"spec": spec, "label": label, "model_path": model_path, "accuracy": accuracy}) as tmp:
@@ -182,6 +186,8 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     metrics: dict = {}
     for b, s in per_bench.items():
         metrics.update({f"eval/{b}/{who}_accuracy": v for who, v in s.items()})
+    for who, acc in scores.items():   # extra verdicts (eval/humaneval_plus/base/...): logged, never in a PGR
+        metrics.update({f"eval/{k}/{who}_accuracy": v for k, v in acc.items() if k not in per_bench})
         metrics[f"pgr/{b}"] = agg["per_benchmark"][b]
     d = cfg.domain.name
     metrics[f"pgr/{d}"] = agg["mean_of_pgrs"]                 # mean of per-benchmark PGRs

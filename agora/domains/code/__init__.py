@@ -276,6 +276,13 @@ def score_parts(benchmark: str, completions: list[str], rows: list[dict]) -> dic
 PRIMARY = {b: "plus" for b in evalplus.BENCHMARKS}   # the paper's HumanEval+ / MBPP+ numbers (PGR); base is extra
 
 
+def score_details(benchmark: str, completions: list[str], rows: list[dict]) -> tuple[list[bool], dict]:
+    """(the score's verdicts, the other verdicts by name): for HumanEval+ / MBPP+ (plus, {"base": ...})."""
+    parts = score_parts(benchmark, completions, rows)
+    primary = PRIMARY.get(benchmark, "pass")
+    return parts[primary], {k: v for k, v in parts.items() if k != primary}
+
+
 def score_many(benchmark: str, completions: list[str], rows: list[dict]) -> list[bool]:
     """pass@1 of each (completion, row) pair, WORKERS sandboxes at a time: for HumanEval+ / MBPP+ the plus verdict."""
     return score_parts(benchmark, completions, rows)[PRIMARY.get(benchmark, "pass")]
