@@ -121,3 +121,20 @@ def system_message(root: str | Path | None) -> tuple[str, str]:
                     text = stmt.value.value
                     return text, hashlib.sha256(text.encode()).hexdigest()
     raise AgoraError(f"{DATA_AGORA.key}={root}: AgoraConfig.system_message not found in agora.py")   # hash-checked
+
+
+def draws(root: str | Path | None, domain: str) -> tuple[list[str], list[str]]:
+    """`(themes, opening words)` that the original's instance generation draws for `domain`: `themes[<domain>]` and,
+    in its general domain, `general_triggers` of `agora_scripts/run.py`, read from the checkout as the file defines
+    them (lists as written, so a repeated entry is drawn twice as often and two strings its missing comma joins are
+    one entry: 123 opening words, 121 distinct)."""
+    if domain not in DOMAIN_NAMES:
+        raise AgoraError(f"domain {domain!r} has no themes in {DATA_AGORA.repo}; its domains: {sorted(DOMAIN_NAMES)}")
+    source, _ = read(DATA_AGORA, root, "agora_scripts/run.py")
+    lists: dict[str, list[str]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.List):
+            lists[node.targets[0].id] = [ast.literal_eval(e) for e in node.value.elts]
+    name = DOMAIN_NAMES[domain]
+    return lists[f"{name}_themes"], (lists["general_triggers"] if name == "general" else [])

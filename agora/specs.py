@@ -31,6 +31,18 @@ def cell_template(cfg: DictConfig) -> Template:
                          style=cfg.prompt_format.style, data_agora=cfg.originals.data_agora)
 
 
+def cell_draws(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """`(themes, opening words)` that instance generation draws into the cell's prompts: the domain package's, or
+    under `mode.prompts=original` the original's own lists, read from `originals.data_agora`'s run.py."""
+    from agora import originals
+    from agora.domains import get_domain
+
+    if cfg.mode.prompts == "original":
+        return originals.draws(cfg.originals.data_agora, cfg.domain.name)
+    d = get_domain(cfg.domain._target_)
+    return list(d.THEMES), list(d.OPENERS)
+
+
 def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
     """Everything that changes the generated data. Concurrency, retries and caps do not. The meta-prompt and the
     system message count by their content (sha256), not by their path or by `mode.prompts`: the same file anywhere
@@ -56,7 +68,7 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
         "mode": {**{k: v for k, v in _plain(cfg.mode).items() if k not in ("template", "prompts")},
                  "template_version": template.version, "template_sha256": template.sha256,
                  "system_sha256": template.system_sha256,
-                 "draws": digest([draws.THEMES, draws.OPENERS])},
+                 "draws": digest(list(cell_draws(cfg)))},
         "budget": {"n": cfg.budget.n, "usd": cfg.budget.usd, "data": cfg.budget.data, "n_seeds": cfg.budget.n_seeds},
         "prompt_format": _plain(cfg.prompt_format),
         "seed": cfg.seed,
@@ -72,9 +84,9 @@ def _validation_spec(cfg: DictConfig) -> dict | None:
     """`validation.*` when it is not the default (Agora's rules, no length check), with the tokenizer that counts the
     length: the student, its chat format and the system prompt SFT renders with."""
     v = cfg.validation
-    if v.rules == "agora" and v.max_tokens is None:
+    if v.rules == "agora" and v.max_tokens is None and v.compile is None:
         return None
-    return {"rules": v.rules, "max_tokens": v.max_tokens,
+    return {"rules": v.rules, "max_tokens": v.max_tokens, **({} if v.compile is None else {"compile": v.compile}),
             "tokenizer": None if v.max_tokens is None else {"student": cfg.student.name, "model_id": cfg.student.model_id,
                                                             "chat_template": cfg.student.chat_template,
                                                             "system": cfg.domain.system_prompt}}

@@ -186,11 +186,12 @@ def build_standins(data: Path, folder: Path) -> dict[str, Path]:
 # ------------------------------------------------------------------ the sweep
 
 def sweep_command(locals_: dict[str, Path], folder: Path, generators: list[str], domains: list[str],
-                  modes: list[str], data_agora: Path) -> list[str]:
-    # The preset runs the original's meta-prompts, read from a checkout of neulab/data-agora: the data folder's
-    # data_agora/ holds the files it reads, at their upstream paths (their hashes are checked).
+                  modes: list[str], data_agora: Path, arena_hard_auto: Path) -> list[str]:
+    # The preset runs the original's meta-prompts and Arena-Hard's judge prompt, read from checkouts of
+    # neulab/data-agora and lmarena/arena-hard-auto: the data folder's data_agora/ and arena_hard/ hold the files it
+    # reads, at their upstream paths (their hashes are checked).
     return [sys.executable, str(ROOT / "generate.py"), "-m", "experiment=agorabench",
-            f"originals.data_agora={data_agora}",
+            f"originals.data_agora={data_agora}", f"originals.arena_hard_auto={arena_hard_auto}",
             f"generator={','.join(generators)}", f"domain={','.join(domains)}", f"mode={','.join(modes)}",
             "dry_run=true", "tracking=none", f"store_dir={folder / 'store'}", f"hydra.sweep.dir={folder / 'sweep'}",
             *(f"++domain.sources.{name}.local={path}" for name, path in sorted(locals_.items()))]
@@ -278,7 +279,8 @@ def main() -> None:
     folder = (args.out or Path(tempfile.mkdtemp(prefix="agora-dryrun-"))).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     locals_ = build_standins(args.data.resolve(), folder / "standins")
-    cmd = sweep_command(locals_, folder, args.generators, args.domains, args.modes, args.data.resolve() / "data_agora")
+    cmd = sweep_command(locals_, folder, args.generators, args.domains, args.modes, args.data.resolve() / "data_agora",
+                        args.data.resolve() / "arena_hard")
     print("running:", " ".join(cmd[1:]), flush=True)
     stdout, stderr, seconds = run_sweep(cmd, folder, args.timeout)
     rows = parse(stdout)

@@ -224,3 +224,45 @@ def test_own_code_response_offers_the_originals_escape_and_the_validator_drops_i
     # the original's CodeValidator requires the response to start and end with a fence: the escape is a drop,
     # and the instruction is tried again (RG's retries), never kept as training data
     assert code.validate("Fix my function.", f"{escape} you want me to fix.") is not None
+
+
+def _run_py_lists() -> dict[str, list]:
+    """The list literals of the original's run.py, parsed here with `ast` (independently of agora/originals.py)."""
+    import ast
+
+    tree = ast.parse((CHECKOUT / "agora_scripts" / "run.py").read_text())
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.value, ast.List) and isinstance(n.targets[0], ast.Name)}
+
+
+@needs_checkout
+def test_the_preset_draws_the_originals_themes_and_opening_words(tmp_path, monkeypatch):
+    """Under the original's prompts the generate stage draws run.py's own themes and opening words (123 entries,
+    121 distinct: a missing comma joins two), not Agora's lists, and the data key says so."""
+    from agora.stages.generate import run
+    from agora.store import read_jsonl
+    from agora.tracking import FileTracker
+    from pricedserver import PricedServer
+
+    lists = _run_py_lists()
+    assert (len(lists["general_triggers"]), len(set(lists["general_triggers"]))) == (123, 121)
+    assert (len(lists["math_themes"]), len(set(lists["math_themes"]))) == (36, 35)
+    own = ["mode=instance_generation", f"originals.data_agora={CHECKOUT}"]
+    for domain, themes, openers in (("math", "math_themes", None), ("instruction_following", "general_themes",
+                                                                     "general_triggers")):
+        orig = compose_cfg("generate", [f"domain={domain}", "mode.prompts=original", *own])
+        assert digest(data_spec(orig)["mode"]["draws"]) != digest(data_spec(compose_cfg(
+            "generate", [f"domain={domain}", *own]))["mode"]["draws"])
+        d = get_domain(orig.domain._target_)
+        assert not set(lists[themes]) & set(d.THEMES)   # Agora's own lists are other words
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-agora-draws-NOT-A-KEY")
+    with PricedServer(latency_s=0.01) as srv:
+        cfg = compose_cfg("generate", ["domain=math", "mode.prompts=original", *own, "generator=gpt4o",
+                                       "generator.limits.tpm=null", "generator.sampling.max_tokens=128",
+                                       f"generator.base_url={srv.url}", "generator.limits.max_retries=0",
+                                       "budget.n=12", "tracking=none", f"store_dir={tmp_path / 'store'}"])
+        check_cell(cfg)
+        run(cfg, FileTracker(tmp_path / "tracking", set()))
+    (manifest,) = (tmp_path / "store" / "data").rglob("manifest.json")
+    rows = read_jsonl(manifest.parent / "data.jsonl")
+    assert len(rows) == 12 and all(r["theme"] in lists["math_themes"] for r in rows), [r["theme"] for r in rows]

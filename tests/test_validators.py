@@ -128,8 +128,24 @@ def test_the_preset_runs_the_originals_rules_at_the_students_length():
     assert spec["tokenizer"]["student"] == "llama31_8b" and spec["max_tokens"] == 4096
 
 
+def test_the_code_syntax_check_is_its_own_option():
+    """`validation.compile`: code's compile() check, a filter the original lacks, is off under the original's rules
+    and on under Agora's unless set; it reaches the domain's validator through the stage's checker and the key."""
+    from agora.specs import _validation_spec
+
+    code = get_domain("agora.domains.code")
+    broken = "```python\ndef f(:\n    return 1\n```"
+    for rules, default in (("agora", "syntax_error"), ("original", None)):
+        assert checker(rules, code, ())("Write f.", broken) == default
+        assert checker(rules, code, (), compile=True)("Write f.", broken) == "syntax_error"
+        assert checker(rules, code, (), compile=False)("Write f.", broken) is None
+    cfg = compose_cfg("generate", ["domain=code", "validation.compile=true"])
+    assert _validation_spec(cfg)["compile"] is True and _validation_spec(compose_cfg("generate", ["domain=code"])) is None
+
+
 @pytest.mark.parametrize("override, message", [("validation.rules=paper", "validation.rules=paper; known: agora, original"),
-                                               ("validation.max_tokens=0", "validation.max_tokens=0")])
+                                               ("validation.max_tokens=0", "validation.max_tokens=0"),
+                                               ("validation.compile=true", "has no syntax check")])
 def test_a_wrong_validation_setting_stops_before_any_cost(tmp_path, override, message):
     cfg = compose_cfg("generate", [override, "generator=gpt4o", "tracking=none", f"store_dir={tmp_path}"])
     with pytest.raises(AgoraError, match=message):

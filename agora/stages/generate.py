@@ -27,7 +27,7 @@ from agora.engine.runner import CAP_MESSAGE, CapReached, Progress, Request, Samp
 from agora.metrics import contamination
 from agora.modes import ParseError, get_mode, sampling_fields
 from agora.stages import benchmark_rows, human_rows, split_rows, without_benchmarks
-from agora.specs import cell_template, data_spec
+from agora.specs import cell_draws, cell_template, data_spec
 from agora.store import Cell, Store, digest, write_jsonl
 from agora.tracking import Tracker
 
@@ -101,6 +101,7 @@ async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_k
     sampling_key = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "stop": s.stop,
                     "response_format": s.response_format, "extra_body": s.extra_body}
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
+    themes, openers = cell_draws(cfg)
     factor = cfg.budget.max_attempts_factor
     # A dollar budget: the volume starts from the pre-flight estimate and follows the measured cost per
     # kept example after every round; rounds are an eighth of the target so the estimate is refined early.
@@ -112,12 +113,13 @@ async def _generate(cfg: DictConfig, option: Option, base_url: str | None, api_k
     send = _sender(option, client, s, cache, ledger, health)
     progress = Progress(ledger, f"generate {g.name}")
     check = checker(cfg.validation.rules, domain, forbidden_strings(mode, template),
-                    None if cfg.validation.max_tokens is None else _too_long(cfg, int(cfg.validation.max_tokens)))
+                    None if cfg.validation.max_tokens is None else _too_long(cfg, int(cfg.validation.max_tokens)),
+                    compile=cfg.validation.compile)
 
     def request(j: int, attempt: int | None = None) -> Request:
         """The request for position j; `attempt` (paired modes) is the how-many-th try of j's instruction."""
-        messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=domain.THEMES,
-                                    openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
+        messages, meta = mode.build(j, seeds, kept, template=template, fmt=fmt, themes=themes, openers=openers,
+                                    seed=cfg.seed, **mode_kw)
         key = request_key(endpoint=option.endpoint, model=g.model, messages=messages, sampling=sampling_key,
                           replicate=j if attempt is None else replicate_of(j, attempt))
         return Request(key, messages, {"index": j, **meta, **({} if attempt is None else {"attempt": attempt})})
@@ -272,17 +274,20 @@ def forbidden_strings(mode, template) -> tuple[str, ...]:
     return (*ORIGINAL_PLACEHOLDERS, *mode.TRIGGERS, *(("<first_word>",) if "first_word" in template.placeholders else ()))
 
 
-def checker(rules: str, domain, forbidden: tuple[str, ...], too_long=None):
-    """Why a parsed example is dropped (None: kept): the domain's checks under `rules`; under `original` also the
-    original's placeholders and triggers anywhere in the response (`placeholder`); then, when `too_long` is given,
-    its length (`too_long`), so an overlong example is made up for here rather than lost at SFT."""
+def checker(rules: str, domain, forbidden: tuple[str, ...], too_long=None, compile: bool | None = None):
+    """Why a parsed example is dropped (None: kept): the domain's checks under `rules` (and `compile`, a domain's
+    own syntax check where it has one: null leaves it to the rules); under `original` also the original's
+    placeholders and triggers anywhere in the response (`placeholder`); then, when `too_long` is given, its length
+    (`too_long`), so an overlong example is made up for here rather than lost at SFT."""
     from agora.domains import forbidden_anywhere
+
+    extra = {} if compile is None else {"compile": bool(compile)}
 
     def check(instruction: str, response: str) -> str | None:
         if rules == "agora":
-            why = domain.validate(instruction, response)
+            why = domain.validate(instruction, response, **extra)
         else:
-            why = domain.validate(instruction, response, rules=rules)
+            why = domain.validate(instruction, response, rules=rules, **extra)
             if why is None and forbidden_anywhere(response, forbidden):
                 why = "placeholder"
         if why is None and too_long is not None and too_long(instruction, response):
@@ -301,6 +306,11 @@ def check_validation(cfg: DictConfig, domain) -> None:
     if v.rules != "agora" and "rules" not in inspect.signature(domain.validate).parameters:
         raise AgoraError(f"validation.rules={v.rules}, but domain={cfg.domain.name}'s validate() takes no `rules` "
                          "argument (agora/domains/__init__.py, `Domain`); use validation.rules=agora")
+    if v.compile is not None and not isinstance(v.compile, bool):
+        raise AgoraError(f"validation.compile={v.compile}; known: true, false, null (the rules' default)")
+    if v.compile is not None and "compile" not in inspect.signature(domain.validate).parameters:
+        raise AgoraError(f"validation.compile={v.compile}, but domain={cfg.domain.name}'s validate() has no syntax "
+                         "check (`compile`); leave validation.compile=null")
     if v.max_tokens is not None and (isinstance(v.max_tokens, bool) or not isinstance(v.max_tokens, int)
                                      or v.max_tokens < 1):
         raise AgoraError(f"validation.max_tokens={v.max_tokens}: a number of student tokens (e.g. "
@@ -522,13 +532,14 @@ def _preflight(cfg: DictConfig, seeds: list[dict], template, price: Price, n: in
     """The cell's cost before anything is sent: its first prompts rendered for real, scaled to `n` (agora/estimate.py)."""
     from agora.estimate import preflight, reply_chars
 
-    mode, domain = get_mode(cfg.mode.name), get_domain(cfg.domain._target_)
+    mode = get_mode(cfg.mode.name)
     mode_kw = {k: v for k, v in OmegaConf.to_container(cfg.mode).items() if k not in ("name", "version", "template")}
+    themes, openers = cell_draws(cfg)
     k = min(n, 64)
     prompts, replies = [], []
     for j in range(k):
-        messages, meta = mode.build(j, seeds, [], template=template, fmt=cfg.prompt_format.style, themes=domain.THEMES,
-                                    openers=domain.OPENERS, seed=cfg.seed, **mode_kw)
+        messages, meta = mode.build(j, seeds, [], template=template, fmt=cfg.prompt_format.style, themes=themes,
+                                    openers=openers, seed=cfg.seed, **mode_kw)
         prompts.append(messages)
         row = next((s for s in seeds if s["id"] == meta.get("seed_id")), seeds[j % len(seeds)])
         replies.append(reply_chars(cfg.mode.name, row, cfg.generator.sampling.max_tokens))
