@@ -37,3 +37,8 @@ def test_cell_runs_end_to_end_and_reports_pgr(domain, fmt, benchmarks, tmp_path,
             assert 0.0 <= s[who] <= 100.0 and s[who] in own, (b, who, s[who], own)
         gap = s["reference"] - s["base"]
         assert s["pgr"] == (None if gap <= 0 else pytest.approx(100 * (s["student"] - s["base"]) / gap))
+    # The tracker gets every benchmark's scores and PGR (two benchmarks: a PGR logged for the last one only fails)
+    (metrics,) = tmp_path.glob("outputs/evaluate/*/metrics.json")
+    logged = json.loads(metrics.read_text())
+    for b, s in row["benchmarks"].items():
+        assert logged[f"pgr/{b}"] == s["pgr"] and logged[f"eval/{b}/student_accuracy"] == s["student"], b

@@ -186,9 +186,9 @@ def run(cfg: DictConfig, tracker: Tracker) -> float | None:
     metrics: dict = {}
     for b, s in per_bench.items():
         metrics.update({f"eval/{b}/{who}_accuracy": v for who, v in s.items()})
+        metrics[f"pgr/{b}"] = agg["per_benchmark"][b]
     for who, acc in scores.items():   # extra verdicts (eval/humaneval_plus/base/...): logged, never in a PGR
         metrics.update({f"eval/{k}/{who}_accuracy": v for k, v in acc.items() if k not in per_bench})
-        metrics[f"pgr/{b}"] = agg["per_benchmark"][b]
     d = cfg.domain.name
     metrics[f"pgr/{d}"] = agg["mean_of_pgrs"]                 # mean of per-benchmark PGRs
     metrics[f"pgr/{d}_pgr_of_means"] = agg["pgr_of_means"]    # PGR of the mean scores
