@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 from collections import deque
 
-VERSION = 1   # enters the evaluation key with the sandbox scorer's version (agora/domains/code SCORER_PARTS)
+VERSION = 1   # a change here bumps agora/domains/code's VERSION too, which is in every data and evaluation key
 
 
 def _parses(code: str) -> bool:
