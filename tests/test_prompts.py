@@ -40,11 +40,11 @@ POOL = [{"id": "g0", "instruction": "Generated question", "response": "Generated
 
 def render(domain: str, mode: str, fmt: str, i: int = 0, template=None, seed: int = 42, **kw) -> tuple[str, dict]:
     d = get_domain(f"agora.domains.{domain}")
-    messages, meta = get_mode(mode).build(i, SEEDS, POOL, template=template or load_template(d.__name__, mode),
-                                          fmt=fmt,
+    t = template or load_template(d.__name__, mode)
+    messages, meta = get_mode(mode).build(i, SEEDS, POOL, template=t, fmt=fmt,
                                           themes=d.THEMES, openers=d.OPENERS, seed=seed,
                                           **{"n_demos": 3, "demos_from_generations": 1, **kw})
-    assert messages[0] == {"role": "system", "content": (template or load_template(d.__name__, mode)).system}
+    assert messages[0] == {"role": "system", "content": t.system}   # the prompt choice's own system message
     return messages[1]["content"], meta
 
 
