@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from agora import originals                 # noqa: E402
 from agora.scoring import judge as J        # noqa: E402
+from venvs import venv_python                # noqa: E402  (benchmarks/venvs.py)
 
 COMMIT = originals.ARENA_HARD_AUTO.commit
 SHARED = ROOT.parent / "shared" / "data" / "arena_hard"
@@ -100,14 +101,6 @@ def write(folder: Path, records: list[dict], gz: bool = False) -> Path:
     return path
 
 
-def venv_python(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *VENV_PACKAGES], check=True)
-    return py
-
-
 def original(py: Path, work: Path, judge: str, rounds: int) -> tuple[dict, list[str]]:
     """show_result.py's leaderboard for data/arena-hard-v0.1/model_judgment/<judge>/: {model: (score, lower,
     upper)} as its CSV prints them, and the file order its glob saw."""
@@ -151,7 +144,7 @@ def main() -> None:
     questions = _jsonl(SHARED / BENCH / "question.jsonl")
     answers = {p.stem: {r["question_id"]: r["choices"][0]["turns"][0]["content"] for r in _jsonl(p)}
                for p in (SHARED / BENCH / "model_answer").glob("*.jsonl")}
-    py = venv_python(Path(args.venv))
+    py = venv_python(Path(args.venv), VENV_PACKAGES)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in ("show_result.py", "utils.py"):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from venvs import venv_python   # noqa: E402  (benchmarks/venvs.py)
+
 DATA = ROOT.parent / "shared" / "data" / "evalplus"
 FILES = {"humaneval": "HumanEvalPlus-v0.1.10.jsonl.gz", "mbpp": "MbppPlus-v0.2.0.jsonl.gz"}
 PINS = ["evalplus==0.3.1", "tree-sitter==0.23.2", "tree-sitter-python==0.23.6"]
@@ -139,14 +141,6 @@ def cases() -> list[dict]:
     return out
 
 
-def venv_python(where: Path) -> Path:
-    py = where / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PINS], check=True)
-    return py
-
-
 def evalplus_verdicts(py: Path, work: Path, items: list[dict]) -> list[dict]:
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
     for ds, var in (("humaneval", "HUMANEVAL_OVERRIDE_PATH"), ("mbpp", "MBPP_OVERRIDE_PATH")):
@@ -186,7 +180,7 @@ def main() -> int:
     ap.add_argument("--record", help="write the completions and EvalPlus's sanitised outputs here (JSON)")
     args = ap.parse_args()
     items = cases()
-    py = venv_python(Path(args.venv))
+    py = venv_python(Path(args.venv), PINS)
     with tempfile.TemporaryDirectory(prefix="agora-evalplus-") as tmp:
         t0 = time.monotonic()
         theirs = evalplus_verdicts(py, Path(tmp), items)
