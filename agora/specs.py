@@ -74,7 +74,7 @@ def data_spec(cfg: DictConfig, template: Template | None = None) -> dict:
         "seed": cfg.seed,
         "contamination": _plain(cfg.contamination) if cfg.contamination.drop else None,   # only if it changes data
         # How examples were checked, only where it is not Agora's default, so other keys stay as they were.
-        **({"validation": _validation_spec(cfg)} if _validation_spec(cfg) else {}),
+        **({"validation": v} if (v := _validation_spec(cfg)) else {}),
         # A control's human data and its corruption (agora/controls.py); only there, so other keys stay as they were.
         **({"control": _control_spec(cfg)} if controls.is_control(g.provider) else {}),
     }

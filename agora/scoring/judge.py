@@ -371,11 +371,6 @@ def arena_prompt(choice: str | None, checkout: str | None = None) -> ArenaPrompt
     return ArenaPrompt(str(path), raw.decode("utf-8"), template, hashlib.sha256(raw).hexdigest())
 
 
-def arena_system_prompt(path: str | None) -> str:
-    """The judge's system prompt for `eval.arena_hard_prompt` (see `arena_prompt`)."""
-    return arena_prompt(path).system
-
-
 def judge_spec(provider: str, model: str, arena: ArenaPrompt | None) -> dict:
     """What of the judge goes into an evaluation's key: the judge model, this module's VERSION and, where Arena-Hard
     is judged with a prompt read from a file, that file's name and sha256."""
